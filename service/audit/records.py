@@ -1,0 +1,94 @@
+"""What the audit trail stores: plain records, no ORM.
+
+The HTTP layer builds these; the audit adapter (``service.audit``) persists
+them. Never put a JWT or a FHIR ``access_token`` in a record.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class IssuedCard:
+    uuid: str
+    rule_id: str
+    indicator: str  # info | warning | critical
+    topic: str  # source.topic.code, e.g. "cauda-equina"
+
+
+@dataclass(frozen=True)
+class FiredRule:
+    rule_id: str
+    rule_version: str
+    #: ({"linkId": ..., "concept": ..., "answer": <code or value>}, ...)
+    evidence: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class InvocationRecord:
+    id: uuid.UUID
+    occurred_at: datetime  # timezone-aware, UTC
+    http_status: int
+    latency_ms: float
+    service_id: str | None = None
+    hook: str | None = None
+    hook_instance: str | None = None
+    client_iss: str | None = None
+    tenant: str | None = None
+    patient_ref: str | None = None
+    encounter_ref: str | None = None
+    qr_id: str | None = None
+    qr_version: str | None = None
+    qr_sha256: str | None = None
+    questionnaire: str | None = None
+    rules_version: str | None = None
+    #: where the QR came from: context | prefetch | fhirServer
+    qr_source: str | None = None
+    fired_rules: tuple[FiredRule, ...] = ()
+    cards: tuple[IssuedCard, ...] = ()
+    error_code: str | None = None  # OperationOutcome issue code on failure
+    error_detail: str | None = None  # the diagnostics sent to the client (never a trace)
+
+
+@dataclass(frozen=True)
+class FeedbackRecord:
+    id: uuid.UUID
+    received_at: datetime
+    service_id: str
+    card_uuid: str
+    outcome: str  # accepted | overridden
+    outcome_timestamp: datetime
+    accepted_suggestions: tuple[str, ...] = ()
+    override_reason: dict[str, Any] | None = None
+    client_iss: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class AuditUnavailable(RuntimeError):
+    """The database cannot answer a question that needs it (not a write)."""
+
+
+class AuditTrail(Protocol):
+    """The port the HTTP layer talks to. Implemented by ``service.audit``."""
+
+    def record_invocation(self, record: InvocationRecord) -> None:
+        """Persist; never raises. Spools to local disk when the database is down."""
+
+    def known_card_uuids(self, uuids: Iterable[str]) -> set[str]:
+        """Which of these card uuids the audit says were issued (DB + spool)."""
+
+    def record_feedback(self, records: Sequence[FeedbackRecord]) -> int:
+        """Persist feedback; an identical repeat is stored once. Returns rows new."""
+
+    def remember_jti(self, iss: str, jti: str, expires_at: datetime) -> bool:
+        """True the first time (iss, jti) is seen before it expires; False on replay."""
+
+    def health(self) -> dict[str, Any]:
+        """{"database": "up"|"down", "spool_depth": int}."""
+
+    def close(self) -> None: ...
