@@ -1,0 +1,64 @@
+"""Outbound calls to the CDS client's FHIR server (the ``fhirServer`` path).
+
+The bearer ``access_token`` is used for the call and forgotten: never logged,
+never stored.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+
+class FhirServerError(RuntimeError):
+    """The FHIR server could not be reached or gave an unusable answer."""
+
+
+class FhirClient:
+    def __init__(self, *, timeout: float, session: requests.Session | None = None) -> None:
+        self._timeout = timeout
+        self._session = session or requests.Session()
+
+    def _get(self, base: str, path: str, params: dict[str, str], token: str | None) -> Any:
+        headers = {"Accept": "application/fhir+json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        url = f"{base.rstrip('/')}/{path}"
+        try:
+            response = self._session.get(
+                url, params=params, headers=headers, timeout=self._timeout
+            )
+        except requests.RequestException as exc:
+            raise FhirServerError(f"FHIR server unreachable ({type(exc).__name__})") from exc
+        if response.status_code != 200:
+            raise FhirServerError(f"FHIR server answered HTTP {response.status_code}")
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise FhirServerError("FHIR server answered with a body that is not JSON") from exc
+
+    def search(self, base: str, query: str, token: str | None) -> dict[str, Any]:
+        """GET ``base/<query>`` where query is ``Type?a=b&c=d``; returns a Bundle."""
+        resource_type, _, raw = query.partition("?")
+        params = dict(part.split("=", 1) for part in raw.split("&") if "=" in part)
+        body = self._get(base, resource_type, params, token)
+        if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
+            raise FhirServerError("FHIR search did not return a Bundle")
+        return body
+
+    def questionnaire(self, base: str, canonical: str, token: str | None) -> dict[str, Any] | None:
+        """The Questionnaire with this canonical (``url`` or ``url|version``), or None."""
+        url, _, version = canonical.partition("|")
+        params = {"url": url}
+        if version:
+            params["version"] = version
+        try:
+            bundle = self._get(base, "Questionnaire", params, token)
+        except FhirServerError:
+            return None
+        for entry in (bundle or {}).get("entry") or []:
+            resource = entry.get("resource") if isinstance(entry, dict) else None
+            if isinstance(resource, dict) and resource.get("resourceType") == "Questionnaire":
+                return resource
+        return None

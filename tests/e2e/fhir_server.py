@@ -1,0 +1,86 @@
+"""A small FHIR server on loopback: real HTTP, answering QR and Questionnaire searches."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass
+class FakeFhirStore:
+    """What the loopback server holds and what it saw."""
+
+    questionnaire_responses: list[dict[str, Any]] = field(default_factory=list)
+    questionnaires: list[dict[str, Any]] = field(default_factory=list)
+    seen: list[dict[str, Any]] = field(default_factory=list)
+    status: int = 200
+
+    def search(self, resource_type: str, params: dict[str, str]) -> dict[str, Any]:
+        if resource_type == "QuestionnaireResponse":
+            pool = [
+                r
+                for r in self.questionnaire_responses
+                if params.get("subject") in (None, r.get("subject", {}).get("reference", ""))
+                or r.get("subject", {}).get("reference") == f"Patient/{params.get('subject')}"
+            ]
+            pool.sort(key=lambda r: r.get("authored", ""), reverse=True)
+            pool = pool[: int(params.get("_count", "100"))]
+        elif resource_type == "Questionnaire":
+            pool = [q for q in self.questionnaires if q.get("url") == params.get("url")]
+        else:
+            pool = []
+        return {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "total": len(pool),
+            "entry": [{"resource": r, "search": {"mode": "match"}} for r in pool],
+        }
+
+
+def _handler(store: FakeFhirStore) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            parts = urlsplit(self.path)
+            params = {k: v[0] for k, v in parse_qs(parts.query).items()}
+            resource_type = parts.path.rstrip("/").split("/")[-1]
+            store.seen.append(
+                {
+                    "path": parts.path,
+                    "params": params,
+                    "authorization": self.headers.get("Authorization"),
+                }
+            )
+            if store.status != 200:
+                body = json.dumps({"resourceType": "OperationOutcome", "issue": []}).encode()
+                self.send_response(store.status)
+            else:
+                body = json.dumps(store.search(resource_type, params)).encode()
+                self.send_response(200)
+            self.send_header("Content-Type", "application/fhir+json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    return Handler
+
+
+@contextmanager
+def fhir_server(store: FakeFhirStore) -> Iterator[str]:
+    """Serve ``store`` on a free loopback port; yields the base URL."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(store))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/fhir"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -1,0 +1,253 @@
+"""The CDS Hooks contract over real HTTP against a real server process."""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.casekit import Case, indicators_of, load_cases, topics_of
+from tests.e2e.contract import conforms
+from tests.e2e.fhir_server import FakeFhirStore, fhir_server
+from tests.e2e.server import ServerProcess
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+PATIENT_VIEW = "/cds-services/backpain-redflags-patient-view"
+ENCOUNTER_START = "/cds-services/backpain-redflags-encounter-start"
+INTAKE = "/cds-services/backpain-redflags-intake"
+CASES = load_cases()
+
+
+def sample_request() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((SAMPLES / "patient-view-request.json").read_text())
+    data["hookInstance"] = str(uuid.uuid4())
+    return data
+
+
+def sample_qr() -> dict[str, Any]:
+    qr: dict[str, Any] = sample_request()["prefetch"]["intake"]
+    return qr
+
+
+def quiet_qr() -> dict[str, Any]:
+    """A QR whose screen is complete and clean (self-care cards only)."""
+    case = next(c for c in CASES if c.expected_indicators and set(c.expected_indicators) == {"info"})
+    return copy.deepcopy(case.qr)
+
+
+def post(server: ServerProcess, path: str, body: Any, **kwargs: Any) -> requests.Response:
+    return conforms(requests.post(server.url(path), json=body, timeout=10, **kwargs))
+
+
+def envelope(hook: str = "patient-view", **extra: Any) -> dict[str, Any]:
+    return {
+        "hook": hook,
+        "hookInstance": str(uuid.uuid4()),
+        "context": {"userId": "Practitioner/example", "patientId": "athlete-1"},
+        **extra,
+    }
+
+
+def with_subject(qr: dict[str, Any], patient: str, authored: str) -> dict[str, Any]:
+    qr = copy.deepcopy(qr)
+    qr["subject"] = {"reference": f"Patient/{patient}"}
+    qr["authored"] = authored
+    qr["status"] = "completed"
+    return qr
+
+
+def test_discovery_lists_the_three_services(server: ServerProcess) -> None:
+    response = conforms(requests.get(server.url("/cds-services"), timeout=10))
+    assert response.status_code == 200
+    services = {s["id"]: s for s in response.json()["services"]}
+    assert set(services) == {
+        "backpain-redflags-patient-view",
+        "backpain-redflags-encounter-start",
+        "backpain-redflags-intake",
+    }
+    assert services["backpain-redflags-intake"]["hook"] == "questionnaire-inprogress"
+    assert "prefetch" not in services["backpain-redflags-intake"]
+    for service_id in ("backpain-redflags-patient-view", "backpain-redflags-encounter-start"):
+        query = services[service_id]["prefetch"]["intake"]
+        assert query.startswith("QuestionnaireResponse?subject={{context.patientId}}")
+        assert "status=completed" in query and "_sort=-authored" in query
+
+
+def test_sample_request_gives_cauda_equina_card_first(server: ServerProcess) -> None:
+    response = post(server, PATIENT_VIEW, sample_request())
+    assert response.status_code == 200
+    cards = response.json()["cards"]
+    assert topics_of(cards)[0] == "cauda-equina"
+    assert cards[0]["indicator"] == "critical"
+    assert "immediate-steps" not in topics_of(cards)
+
+
+def test_same_request_same_cards(server: ServerProcess) -> None:
+    body = sample_request()
+    first = post(server, PATIENT_VIEW, body).json()
+    second = post(server, PATIENT_VIEW, body).json()
+    assert first == second
+
+
+def test_encounter_start_needs_encounter_id(server: ServerProcess) -> None:
+    body = sample_request()
+    body["hook"] = "encounter-start"
+    response = post(server, ENCOUNTER_START, body)
+    assert response.status_code == 400
+    assert "encounterId" in response.json()["issue"][0]["diagnostics"]
+    body["context"]["encounterId"] = "enc-1"
+    response = post(server, ENCOUNTER_START, body)
+    assert response.status_code == 200
+    assert response.json()["cards"][0]["indicator"] == "critical"
+
+
+def test_prefetch_bundle_newest_authored_wins(server: ServerProcess) -> None:
+    alarming = with_subject(sample_qr(), "athlete-1", "2026-11-20T10:00:00Z")
+    quiet = with_subject(quiet_qr(), "athlete-1", "2026-11-01T10:00:00Z")
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [{"resource": quiet}, {"resource": alarming}],
+    }
+    cards = post(server, PATIENT_VIEW, envelope(prefetch={"intake": bundle})).json()["cards"]
+    assert "critical" in indicators_of(cards)
+
+    alarming["authored"], quiet["authored"] = quiet["authored"], alarming["authored"]
+    cards = post(server, PATIENT_VIEW, envelope(prefetch={"intake": bundle})).json()["cards"]
+    assert set(indicators_of(cards)) == {"info"}
+
+
+def test_fhir_server_path_uses_bearer_token(server: ServerProcess) -> None:
+    store = FakeFhirStore(
+        questionnaire_responses=[with_subject(sample_qr(), "athlete-1", "2026-11-20T10:00:00Z")]
+    )
+    token = "secret-access-token-" + uuid.uuid4().hex
+    with fhir_server(store) as base:
+        body = envelope(
+            fhirServer=base,
+            fhirAuthorization={
+                "access_token": token,
+                "token_type": "Bearer",
+                "expires_in": 300,
+                "scope": "patient/QuestionnaireResponse.read",
+                "subject": "cds-service",
+            },
+        )
+        response = post(server, PATIENT_VIEW, body)
+    assert response.status_code == 200
+    assert response.json()["cards"][0]["indicator"] == "critical"
+    search = store.seen[0]
+    assert search["path"].endswith("/QuestionnaireResponse")
+    assert search["params"]["subject"] == "athlete-1"
+    assert search["params"]["status"] == "completed"
+    assert search["authorization"] == f"Bearer {token}"
+    assert token not in server.log()
+
+
+def test_412_when_no_source_of_data(server: ServerProcess) -> None:
+    response = post(server, PATIENT_VIEW, envelope())
+    assert response.status_code == 412
+    assert response.json()["resourceType"] == "OperationOutcome"
+
+
+def test_412_when_prefetch_is_null(server: ServerProcess) -> None:
+    response = post(server, PATIENT_VIEW, envelope(prefetch={"intake": None}))
+    assert response.status_code == 412
+
+
+def test_412_when_fhir_server_fails(server: ServerProcess) -> None:
+    store = FakeFhirStore(status=503)
+    with fhir_server(store) as base:
+        response = post(server, PATIENT_VIEW, envelope(fhirServer=base))
+    assert response.status_code == 412
+    assert "HTTP 503" in response.json()["issue"][0]["diagnostics"]
+
+
+def test_412_when_fhir_server_has_no_intake(server: ServerProcess) -> None:
+    with fhir_server(FakeFhirStore()) as base:
+        response = post(server, PATIENT_VIEW, envelope(fhirServer=base))
+    assert response.status_code == 412
+
+
+def test_422_for_a_qr_that_is_not_valid_fhir(server: ServerProcess) -> None:
+    qr = sample_qr()
+    qr["authored"] = "yesterday"
+    response = post(server, INTAKE, envelope("questionnaire-inprogress", context={
+        "questionnaireResponse": qr}))
+    assert response.status_code == 422
+    assert response.json()["issue"][0]["code"] == "invalid"
+
+
+def test_422_for_another_patients_qr(server: ServerProcess) -> None:
+    qr = with_subject(sample_qr(), "someone-else", "2026-11-20T10:00:00Z")
+    response = post(server, PATIENT_VIEW, envelope(prefetch={"intake": qr}))
+    assert response.status_code == 422
+    assert response.json()["issue"][0]["expression"] == ["QuestionnaireResponse.subject"]
+
+
+def test_404_for_unknown_service(server: ServerProcess) -> None:
+    response = post(server, "/cds-services/no-such-service", envelope())
+    assert response.status_code == 404
+    assert response.json()["resourceType"] == "OperationOutcome"
+
+
+def test_400_for_hook_mismatch(server: ServerProcess) -> None:
+    response = post(server, PATIENT_VIEW, envelope("order-sign", prefetch={"intake": sample_qr()}))
+    assert response.status_code == 400
+
+
+def test_feedback_on_issued_card_is_accepted_and_unknown_refused(server: ServerProcess) -> None:
+    cards = post(server, PATIENT_VIEW, sample_request()).json()["cards"]
+    item = {
+        "card": cards[0]["uuid"],
+        "outcome": "overridden",
+        "overrideReason": {"userComment": "already referred"},
+        "outcomeTimestamp": "2026-11-24T10:00:00Z",
+    }
+    feedback_url = f"{PATIENT_VIEW}/feedback"
+    assert post(server, feedback_url, {"feedback": [item]}).status_code == 200
+    unknown = {**item, "card": str(uuid.uuid4())}
+    response = post(server, feedback_url, {"feedback": [unknown]})
+    assert response.status_code == 400
+    assert response.json()["issue"][0]["expression"] == ["feedback[0].card"]
+
+
+def test_questionnaire_is_served(server: ServerProcess) -> None:
+    read = conforms(requests.get(server.url("/Questionnaire/exercise-back-pain-intake"), timeout=10))
+    assert read.status_code == 200
+    form = read.json()
+    search = conforms(
+        requests.get(server.url("/Questionnaire"), params={"url": form["url"]}, timeout=10)
+    )
+    assert search.json()["total"] == 1
+    assert search.json()["entry"][0]["resource"]["id"] == form["id"]
+    missing = conforms(requests.get(server.url("/Questionnaire/nope"), timeout=10))
+    assert missing.status_code == 404
+
+
+def test_health_readiness_and_contract(server: ServerProcess) -> None:
+    assert conforms(requests.get(server.url("/healthz"), timeout=10)).status_code == 200
+    ready = conforms(requests.get(server.url("/readyz"), timeout=10))
+    assert ready.status_code == 200
+    assert ready.json()["database"] == "up"
+    spec = requests.get(server.url("/openapi.yaml"), timeout=10)
+    assert spec.status_code == 200 and spec.text.startswith("openapi: 3.1")
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_clinical_case_over_http(server: ServerProcess, case: Case) -> None:
+    body = {
+        "hook": "questionnaire-inprogress",
+        "hookInstance": str(uuid.uuid4()),
+        "context": {"questionnaireResponse": case.qr},
+    }
+    response = post(server, INTAKE, body)
+    assert response.status_code == 200, response.text
+    cards = response.json()["cards"]
+    assert topics_of(cards) == case.expected_topics, case.description
+    assert indicators_of(cards) == case.expected_indicators
