@@ -55,8 +55,12 @@ def serve(host: str, port: int, workers: int | None, threads: int | None) -> Non
         loaded = runpy.run_path(str(config_path))
         options.update({k: v for k, v in loaded.items() if not k.startswith("_")})
     options["bind"] = [f"{host}:{port}"]
-    options["workers"] = workers or int(os.environ.get("WEB_CONCURRENCY", options.get("workers", 2)))
-    options["threads"] = threads or int(os.environ.get("GUNICORN_THREADS", options.get("threads", 4)))
+    options["workers"] = workers or int(
+        os.environ.get("WEB_CONCURRENCY", options.get("workers", 2))
+    )
+    options["threads"] = threads or int(
+        os.environ.get("GUNICORN_THREADS", options.get("threads", 4))
+    )
 
     class _Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:

@@ -26,9 +26,7 @@ class FhirClient:
             headers["Authorization"] = f"Bearer {token}"
         url = f"{base.rstrip('/')}/{path}"
         try:
-            response = self._session.get(
-                url, params=params, headers=headers, timeout=self._timeout
-            )
+            response = self._session.get(url, params=params, headers=headers, timeout=self._timeout)
         except requests.RequestException as exc:
             raise FhirServerError(f"FHIR server unreachable ({type(exc).__name__})") from exc
         if response.status_code != 200:

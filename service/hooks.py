@@ -276,9 +276,10 @@ class HookHandler:
         if not (isinstance(patient, str) and isinstance(subject, Mapping)):
             return
         reference = subject.get("reference")
-        if isinstance(reference, str) and reference.startswith("Patient/"):
-            if reference.removeprefix("Patient/").split("/_history")[0] != patient:
-                raise QuestionnaireResponseInvalid(
-                    "QuestionnaireResponse.subject is not context.patientId",
-                    ("QuestionnaireResponse.subject",),
-                )
+        if not (isinstance(reference, str) and reference.startswith("Patient/")):
+            return
+        if reference.removeprefix("Patient/").split("/_history")[0] != patient:
+            raise QuestionnaireResponseInvalid(
+                "QuestionnaireResponse.subject is not context.patientId",
+                ("QuestionnaireResponse.subject",),
+            )

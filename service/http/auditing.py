@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from flask import Flask, Response, g, request
 
-from service.audit.records import FiredRule, IssuedCard, InvocationRecord
+from service.audit.records import FiredRule, InvocationRecord, IssuedCard
 from service.hooks import HookResult
 from service.http.runtime import runtime
 

@@ -28,13 +28,11 @@ class HookRequestSchema(Schema):
         unknown = EXCLUDE
 
     hook = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    hookInstance = fields.UUID(required=True)  # noqa: N815 (spec field name)
+    hookInstance = fields.UUID(required=True)
     context = fields.Dict(keys=fields.String(), required=True)
     prefetch = fields.Dict(keys=fields.String(), load_default=None, allow_none=True)
-    fhirServer = fields.Url(load_default=None, allow_none=True, require_tld=False)  # noqa: N815
-    fhirAuthorization = fields.Nested(  # noqa: N815
-        FhirAuthorizationSchema, load_default=None, allow_none=True
-    )
+    fhirServer = fields.Url(load_default=None, allow_none=True, require_tld=False)
+    fhirAuthorization = fields.Nested(FhirAuthorizationSchema, load_default=None, allow_none=True)
 
     @validates_schema
     def _token_needs_server(self, data: dict[str, Any], **_: Any) -> None:
@@ -47,7 +45,7 @@ class OverrideReasonSchema(Schema):
         unknown = EXCLUDE
 
     reason = fields.Dict(load_default=None)
-    userComment = fields.String(load_default=None)  # noqa: N815
+    userComment = fields.String(load_default=None)
 
 
 class FeedbackItemSchema(Schema):
@@ -58,11 +56,9 @@ class FeedbackItemSchema(Schema):
 
     card = fields.UUID(required=True)
     outcome = fields.String(required=True, validate=validate.OneOf(["accepted", "overridden"]))
-    acceptedSuggestions = fields.List(  # noqa: N815
-        fields.Dict(keys=fields.String()), load_default=list
-    )
-    overrideReason = fields.Nested(OverrideReasonSchema, load_default=None)  # noqa: N815
-    outcomeTimestamp = fields.AwareDateTime(required=True)  # noqa: N815
+    acceptedSuggestions = fields.List(fields.Dict(keys=fields.String()), load_default=list)
+    overrideReason = fields.Nested(OverrideReasonSchema, load_default=None)
+    outcomeTimestamp = fields.AwareDateTime(required=True)
 
 
 class FeedbackSchema(Schema):

@@ -61,6 +61,9 @@ JWKS_CACHE_SECONDS = 600.0
 #: At most one fetch per issuer in this window (an unknown ``kid`` cannot force more).
 JWKS_MIN_REFRESH_SECONDS = 30.0
 
+#: ``jti``: 1-512 printable characters (no control characters, which databases refuse).
+_PRINTABLE = re.compile(r"[^\x00-\x1f\x7f]{1,512}")
+
 VerificationKey = EllipticCurvePublicKey | RSAPublicKey
 JwksFetcher = Callable[[str, float], Any]
 
@@ -405,10 +408,14 @@ class TokenVerifier:
             raise TokenRejected(f"key {kid!r} of {iss!r} cannot verify {alg}")
         claims = self._decode(token, key, alg, iss, audience)
         jti = claims.get("jti")
-        if not isinstance(jti, str) or not jti or len(jti) > MAX_CLAIM_CHARS:
-            raise TokenRejected("jti missing or not a short string")
+        if not isinstance(jti, str) or not _PRINTABLE.fullmatch(jti):
+            raise TokenRejected("jti missing or not a short printable string")
         expires_at = datetime.fromtimestamp(int(claims["exp"]) + self._leeway, UTC)
-        if not self._jti_store.remember_jti(iss, jti, expires_at):
+        try:
+            first_use = self._jti_store.remember_jti(iss, jti, expires_at)
+        except ValueError as exc:  # the store refused the value itself
+            raise TokenRejected(f"jti cannot be stored ({exc})") from exc
+        if not first_use:
             raise TokenRejected(f"jti replayed for {iss!r}")
         tenant = claims.get("tenant")
         if not isinstance(tenant, str) or not tenant:

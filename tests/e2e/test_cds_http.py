@@ -36,7 +36,9 @@ def sample_qr() -> dict[str, Any]:
 
 def quiet_qr() -> dict[str, Any]:
     """A QR whose screen is complete and clean (self-care cards only)."""
-    case = next(c for c in CASES if c.expected_indicators and set(c.expected_indicators) == {"info"})
+    case = next(
+        c for c in CASES if c.expected_indicators and set(c.expected_indicators) == {"info"}
+    )
     return copy.deepcopy(case.qr)
 
 
@@ -177,8 +179,9 @@ def test_412_when_fhir_server_has_no_intake(server: ServerProcess) -> None:
 def test_422_for_a_qr_that_is_not_valid_fhir(server: ServerProcess) -> None:
     qr = sample_qr()
     qr["authored"] = "yesterday"
-    response = post(server, INTAKE, envelope("questionnaire-inprogress", context={
-        "questionnaireResponse": qr}))
+    response = post(
+        server, INTAKE, envelope("questionnaire-inprogress", context={"questionnaireResponse": qr})
+    )
     assert response.status_code == 422
     assert response.json()["issue"][0]["code"] == "invalid"
 
@@ -218,7 +221,9 @@ def test_feedback_on_issued_card_is_accepted_and_unknown_refused(server: ServerP
 
 
 def test_questionnaire_is_served(server: ServerProcess) -> None:
-    read = conforms(requests.get(server.url("/Questionnaire/exercise-back-pain-intake"), timeout=10))
+    read = conforms(
+        requests.get(server.url("/Questionnaire/exercise-back-pain-intake"), timeout=10)
+    )
     assert read.status_code == 200
     form = read.json()
     search = conforms(

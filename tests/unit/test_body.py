@@ -36,20 +36,24 @@ def test_depth() -> None:
 )
 def test_bad_bodies_are_problems(data: bytes, content_type: str, status: int) -> None:
     app = Flask(__name__)
-    with app.test_request_context("/", method="POST", data=data, content_type=content_type):
-        with pytest.raises(Problem) as caught:
-            read_json_object(request, max_depth=64)
+    with (
+        app.test_request_context("/", method="POST", data=data, content_type=content_type),
+        pytest.raises(Problem) as caught,
+    ):
+        read_json_object(request, max_depth=64)
     assert caught.value.status == status
 
 
 def test_body_over_the_cap_is_413() -> None:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = 10
-    with app.test_request_context(
-        "/", method="POST", data=b'{"x": "0123456789"}', content_type="application/json"
+    with (
+        app.test_request_context(
+            "/", method="POST", data=b'{"x": "0123456789"}', content_type="application/json"
+        ),
+        pytest.raises(Problem) as caught,
     ):
-        with pytest.raises(Problem) as caught:
-            read_json_object(request, max_depth=64)
+        read_json_object(request, max_depth=64)
     assert caught.value.status == 413
 
 

@@ -34,8 +34,12 @@ def test_environment_is_read() -> None:
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("CDS_AUTH", "maybe"), ("MAX_BODY_BYTES", "lots"), ("MAX_BODY_BYTES", "0"),
-     ("FHIR_TIMEOUT_SECONDS", "-1")],
+    [
+        ("CDS_AUTH", "maybe"),
+        ("MAX_BODY_BYTES", "lots"),
+        ("MAX_BODY_BYTES", "0"),
+        ("FHIR_TIMEOUT_SECONDS", "-1"),
+    ],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):

@@ -1,0 +1,149 @@
+"""The use case with 10-line fakes: where the QuestionnaireResponse comes from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from service.hooks import (
+    BadRequest,
+    DataUnavailable,
+    HookHandler,
+    QuestionnaireResponseInvalid,
+    build_catalogue,
+    newest_questionnaire_response,
+)
+
+CANONICAL = "https://fhir.backpain-cds.dev/Questionnaire/exercise-back-pain-intake"
+
+
+@dataclass
+class FakeLibrary:
+    intake_canonical: str = CANONICAL
+
+
+@dataclass
+class FakeKnowledge:
+    library: FakeLibrary = field(default_factory=FakeLibrary)
+
+
+@dataclass
+class FakeFhir:
+    bundle: dict[str, Any] | None = None
+    calls: list[tuple[str, str, str | None]] = field(default_factory=list)
+
+    def search(self, base: str, query: str, token: str | None) -> dict[str, Any]:
+        self.calls.append((base, query, token))
+        if self.bundle is None:
+            raise RuntimeError("connection refused")
+        return self.bundle
+
+    def questionnaire(self, base: str, canonical: str, token: str | None) -> None:
+        return None
+
+
+def qr(authored: str | None, ident: str) -> dict[str, Any]:
+    resource: dict[str, Any] = {"resourceType": "QuestionnaireResponse", "id": ident}
+    if authored is not None:
+        resource["authored"] = authored
+    return resource
+
+
+def bundle(*resources: dict[str, Any]) -> dict[str, Any]:
+    return {"resourceType": "Bundle", "entry": [{"resource": r} for r in resources]}
+
+
+def handler(fhir: FakeFhir | None = None) -> HookHandler:
+    return HookHandler(FakeKnowledge(), fhir or FakeFhir(), max_items=100)  # type: ignore[arg-type]
+
+
+def request(**extra: Any) -> dict[str, Any]:
+    return {"hook": "patient-view", "hookInstance": "x", "context": {"patientId": "p1"}, **extra}
+
+
+def test_newest_authored_wins_across_offsets_and_partial_dates() -> None:
+    found = newest_questionnaire_response(
+        bundle(
+            qr("2026-11-20T11:00:00+02:00", "older"),  # 09:00Z
+            qr("2026-11-20T10:00:00Z", "newest"),
+            qr("2026-11", "partial"),
+            qr(None, "undated"),
+            {"resourceType": "Patient", "id": "p1"},
+        )
+    )
+    assert found is not None and found["id"] == "newest"
+
+
+def test_bundle_without_qr_has_none() -> None:
+    assert newest_questionnaire_response(bundle({"resourceType": "Patient"})) is None
+    assert newest_questionnaire_response({"resourceType": "Bundle"}) is None
+
+
+def test_catalogue_ids_and_prefetch() -> None:
+    services = {s.id: s for s in build_catalogue(CANONICAL)}
+    assert services["backpain-redflags-patient-view"].prefetch == {
+        "intake": f"QuestionnaireResponse?subject={{{{context.patientId}}}}&questionnaire="
+        f"{CANONICAL}&status=completed&_sort=-authored&_count=1"
+    }
+    assert services["backpain-redflags-intake"].prefetch is None
+
+
+def test_context_wins_over_prefetch() -> None:
+    h = handler()
+    service = h.services["backpain-redflags-patient-view"]
+    found, source = h.locate(
+        service,
+        request(
+            context={"questionnaireResponse": qr(None, "ctx")},
+            prefetch={"intake": qr(None, "pre")},
+        ),
+    )
+    assert (found["id"], source) == ("ctx", "context")
+
+
+def test_prefetch_then_fhir_server() -> None:
+    fhir = FakeFhir(bundle=bundle(qr("2026-01-01", "remote")))
+    h = handler(fhir)
+    service = h.services["backpain-redflags-patient-view"]
+    found, source = h.locate(service, request(prefetch={"intake": qr(None, "pre")}))
+    assert (found["id"], source) == ("pre", "prefetch")
+    assert fhir.calls == []
+    found, source = h.locate(
+        service,
+        request(fhirServer="http://fhir", fhirAuthorization={"access_token": "t"}),
+    )
+    assert (found["id"], source) == ("remote", "fhirServer")
+    assert fhir.calls[0][0] == "http://fhir" and fhir.calls[0][2] == "t"
+    assert "subject=p1&" in fhir.calls[0][1]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        {"prefetch": {"intake": None}},
+        {"prefetch": {"intake": bundle()}},
+        {"prefetch": {}, "fhirServer": "http://down"},
+    ],
+)
+def test_unobtainable_is_data_unavailable(extra: dict[str, Any]) -> None:
+    h = handler(FakeFhir(bundle=None))
+    with pytest.raises(DataUnavailable):
+        h.locate(h.services["backpain-redflags-patient-view"], request(**extra))
+
+
+def test_prefetch_that_is_not_an_object_is_bad_request() -> None:
+    h = handler()
+    with pytest.raises(BadRequest):
+        h.locate(h.services["backpain-redflags-patient-view"], request(prefetch={"intake": [1]}))
+
+
+def test_subject_must_be_the_context_patient() -> None:
+    with pytest.raises(QuestionnaireResponseInvalid):
+        HookHandler._check_subject({"subject": {"reference": "Patient/p2"}}, {"patientId": "p1"})
+    HookHandler._check_subject({"subject": {"reference": "Patient/p1"}}, {"patientId": "p1"})
+    HookHandler._check_subject(
+        {"subject": {"reference": "Patient/p1/_history/3"}}, {"patientId": "p1"}
+    )
