@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 
 from flask import Flask
@@ -39,6 +40,8 @@ def create_app(
         from service.audit.store import create_audit_trail
 
         audit = create_audit_trail(settings)
+        # A final replay of the spool, and its files released, when the worker exits.
+        atexit.register(audit.close)
     handler = HookHandler(
         knowledge or load_knowledge(settings),
         fhir or FhirClient(timeout=settings.fhir_timeout),

@@ -9,6 +9,7 @@ from typing import Any
 from flask import Blueprint, Response, g, jsonify, request
 
 from service.audit.records import AuditUnavailable, FeedbackRecord
+from service.audit.store import FeedbackRefused
 from service.hooks import BadRequest, DataUnavailable, QuestionnaireResponseInvalid
 from service.http.body import read_json_object
 from service.http.errors import Problem
@@ -108,5 +109,8 @@ def feedback(service_id: str) -> Response:
         )
         for item in items
     ]
-    rt.audit.record_feedback(records)
+    try:
+        rt.audit.record_feedback(records)
+    except FeedbackRefused as exc:
+        raise Problem(400, f"Feedback refused: {exc}", code="invalid") from exc
     return Response(status=200)

@@ -1,0 +1,146 @@
+"""Audit records <-> JSON-ready dicts: the one encoding used by the spool and the JSON columns."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from service.audit.records import FeedbackRecord, FiredRule, InvocationRecord, IssuedCard
+
+
+def json_default(value: object) -> Any:
+    """What ``json.dumps`` cannot encode by itself (FHIR answers may carry these)."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, tuple | set | frozenset):
+        return list(value)
+    raise TypeError(f"audit: cannot encode {type(value).__name__} as JSON")
+
+
+def dumps(value: object) -> str:
+    """Compact, key-sorted JSON (stable, so it can be hashed)."""
+    return json.dumps(
+        value, default=json_default, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+
+
+def fired_rules_json(rules: tuple[FiredRule, ...]) -> list[dict[str, Any]]:
+    return [
+        {"rule_id": r.rule_id, "rule_version": r.rule_version, "evidence": list(r.evidence)}
+        for r in rules
+    ]
+
+
+def invocation_to_dict(record: InvocationRecord) -> dict[str, Any]:
+    return {
+        "id": str(record.id),
+        "occurred_at": record.occurred_at.isoformat(),
+        "http_status": record.http_status,
+        "latency_ms": record.latency_ms,
+        "service_id": record.service_id,
+        "hook": record.hook,
+        "hook_instance": record.hook_instance,
+        "client_iss": record.client_iss,
+        "tenant": record.tenant,
+        "patient_ref": record.patient_ref,
+        "encounter_ref": record.encounter_ref,
+        "qr_id": record.qr_id,
+        "qr_version": record.qr_version,
+        "qr_sha256": record.qr_sha256,
+        "questionnaire": record.questionnaire,
+        "rules_version": record.rules_version,
+        "qr_source": record.qr_source,
+        "fired_rules": fired_rules_json(record.fired_rules),
+        "cards": [
+            {"uuid": c.uuid, "rule_id": c.rule_id, "indicator": c.indicator, "topic": c.topic}
+            for c in record.cards
+        ],
+        "error_code": record.error_code,
+        "error_detail": record.error_detail,
+    }
+
+
+def invocation_from_dict(data: dict[str, Any]) -> InvocationRecord:
+    return InvocationRecord(
+        id=uuid.UUID(data["id"]),
+        occurred_at=datetime.fromisoformat(data["occurred_at"]),
+        http_status=int(data["http_status"]),
+        latency_ms=float(data["latency_ms"]),
+        service_id=data.get("service_id"),
+        hook=data.get("hook"),
+        hook_instance=data.get("hook_instance"),
+        client_iss=data.get("client_iss"),
+        tenant=data.get("tenant"),
+        patient_ref=data.get("patient_ref"),
+        encounter_ref=data.get("encounter_ref"),
+        qr_id=data.get("qr_id"),
+        qr_version=data.get("qr_version"),
+        qr_sha256=data.get("qr_sha256"),
+        questionnaire=data.get("questionnaire"),
+        rules_version=data.get("rules_version"),
+        qr_source=data.get("qr_source"),
+        fired_rules=tuple(
+            FiredRule(
+                rule_id=r["rule_id"],
+                rule_version=r["rule_version"],
+                evidence=tuple(r.get("evidence", ())),
+            )
+            for r in data.get("fired_rules", ())
+        ),
+        cards=tuple(
+            IssuedCard(
+                uuid=c["uuid"], rule_id=c["rule_id"], indicator=c["indicator"], topic=c["topic"]
+            )
+            for c in data.get("cards", ())
+        ),
+        error_code=data.get("error_code"),
+        error_detail=data.get("error_detail"),
+    )
+
+
+def feedback_to_dict(record: FeedbackRecord) -> dict[str, Any]:
+    return {
+        "id": str(record.id),
+        "received_at": record.received_at.isoformat(),
+        "service_id": record.service_id,
+        "card_uuid": record.card_uuid,
+        "outcome": record.outcome,
+        "outcome_timestamp": record.outcome_timestamp.isoformat(),
+        "accepted_suggestions": list(record.accepted_suggestions),
+        "override_reason": record.override_reason,
+        "client_iss": record.client_iss,
+        "extra": record.extra,
+    }
+
+
+def feedback_from_dict(data: dict[str, Any]) -> FeedbackRecord:
+    return FeedbackRecord(
+        id=uuid.UUID(data["id"]),
+        received_at=datetime.fromisoformat(data["received_at"]),
+        service_id=data["service_id"],
+        card_uuid=data["card_uuid"],
+        outcome=data["outcome"],
+        outcome_timestamp=datetime.fromisoformat(data["outcome_timestamp"]),
+        accepted_suggestions=tuple(data.get("accepted_suggestions", ())),
+        override_reason=data.get("override_reason"),
+        client_iss=data.get("client_iss"),
+        extra=dict(data.get("extra") or {}),
+    )
+
+
+def feedback_fingerprint(record: FeedbackRecord) -> str:
+    """sha256 of everything the client said: an identical repeat has the same fingerprint.
+
+    The server-side ``id`` and ``received_at`` are left out; everything else counts.
+    """
+    said = feedback_to_dict(record)
+    del said["id"], said["received_at"]
+    return hashlib.sha256(dumps(said).encode("utf-8")).hexdigest()

@@ -1,0 +1,339 @@
+"""A local, append-only, fsync'd spool for audit records the database could not take.
+
+One JSON object per line: ``{"kind": "invocation"|"feedback", "id": <record uuid>,
+"record": {...}}``. Every writer (one ``Spool`` per process) appends to its own file
+``spool-<token>.jsonl``, holding an exclusive ``flock`` on it for its lifetime. A file
+whose lock is free belongs to a process that is gone: the next ``Spool`` on the same
+directory adopts it and replays it first (oldest file first), so a restart loses nothing.
+
+Replay is at-least-once here and exactly-once in the database: the sink inserts keyed
+by the record id (``ON CONFLICT DO NOTHING``), so a crash between the database commit
+and the spool truncation only repeats inserts that are then ignored.
+
+Lines that cannot be stored at all (torn by a crash mid-write, or refused by the
+database for their content) go to ``rejected.jsonl`` beside the spool, never dropped.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from service.audit import codec
+from service.audit.records import FeedbackRecord, InvocationRecord
+
+log = logging.getLogger(__name__)
+
+SpoolKind = Literal["invocation", "feedback"]
+SPOOL_GLOB = "spool-*.jsonl"
+REJECTED_FILE = "rejected.jsonl"
+
+
+@dataclass(frozen=True)
+class SpoolEntry:
+    """One spooled record, in arrival order."""
+
+    record: InvocationRecord | FeedbackRecord
+
+    @property
+    def kind(self) -> SpoolKind:
+        return "invocation" if isinstance(self.record, InvocationRecord) else "feedback"
+
+    @property
+    def card_uuids(self) -> tuple[str, ...]:
+        if isinstance(self.record, InvocationRecord):
+            return tuple(card.uuid for card in self.record.cards)
+        return ()
+
+    def to_line(self) -> bytes:
+        body = (
+            codec.invocation_to_dict(self.record)
+            if isinstance(self.record, InvocationRecord)
+            else codec.feedback_to_dict(self.record)
+        )
+        line = codec.dumps({"kind": self.kind, "id": str(self.record.id), "record": body})
+        return line.encode("utf-8") + b"\n"
+
+    @classmethod
+    def from_line(cls, line: bytes) -> SpoolEntry:
+        data: dict[str, Any] = json.loads(line)
+        kind = data.get("kind")
+        if kind == "invocation":
+            return cls(codec.invocation_from_dict(data["record"]))
+        if kind == "feedback":
+            return cls(codec.feedback_from_dict(data["record"]))
+        raise ValueError(f"spool line of unknown kind {kind!r}")
+
+
+#: Stores a batch in the database, in order. Raises when the database is unavailable
+#: (the batch stays spooled); handles record-specific refusals itself (see ``reject``).
+Sink = Callable[[Sequence[SpoolEntry]], None]
+
+
+class SpoolError(OSError):
+    """The spool directory cannot be written: the audit record would be lost."""
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _open_locked_new(directory: Path, final_name: str, content: bytes = b"") -> int:
+    """Create ``final_name`` atomically, already locked (nobody can adopt it in between)."""
+    tmp = directory / f".{final_name}.{uuid.uuid4().hex}.tmp"
+    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if content:
+            _write_all(fd, content)
+        os.fsync(fd)
+        os.rename(tmp, directory / final_name)
+        _fsync_dir(directory)
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    return fd
+
+
+@dataclass
+class _Orphan:
+    """A spool file left by a process that is gone, adopted (and locked) by this one."""
+
+    path: Path
+    fd: int
+    entries: list[SpoolEntry]
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+        os.close(self.fd)
+
+
+class Spool:
+    """This process's spool file plus any adopted orphans. Thread-safe."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            self._name = f"spool-{uuid.uuid4().hex}.jsonl"
+            self._fd = _open_locked_new(directory, self._name)
+        except OSError as exc:
+            raise SpoolError(f"audit spool directory {directory} is not writable: {exc}") from exc
+        self._lock = threading.Lock()
+        self._entries: list[SpoolEntry] = []
+        self._size = 0
+        self._orphans: list[_Orphan] = []
+        self._closed = False
+        self.adopt_orphans()
+
+    @property
+    def path(self) -> Path:
+        return self.directory / self._name
+
+    # -- writing ---------------------------------------------------------------------
+
+    def append(self, entry: SpoolEntry) -> None:
+        """Append and fsync; when this returns the record survives a crash."""
+        line = entry.to_line()
+        with self._lock:
+            self._append_locked(line, entry)
+
+    def append_if_pending(self, entry: SpoolEntry) -> bool:
+        """Append only if the spool already holds records (keeps arrival order)."""
+        line = entry.to_line()
+        with self._lock:
+            if not self._depth_locked():
+                return False
+            self._append_locked(line, entry)
+            return True
+
+    def _append_locked(self, line: bytes, entry: SpoolEntry) -> None:
+        if self._closed:
+            raise SpoolError(f"audit spool {self.path} is closed")
+        try:
+            _write_all(self._fd, line)
+            os.fsync(self._fd)
+        except OSError as exc:
+            raise SpoolError(f"cannot append to audit spool {self.path}: {exc}") from exc
+        self._entries.append(entry)
+        self._size += len(line)
+
+    def reject(self, entry: SpoolEntry | bytes, reason: str) -> None:
+        """Keep a record the database refused (or a torn line) for a human to look at."""
+        raw = entry if isinstance(entry, bytes) else entry.to_line()
+        line = codec.dumps({"reason": reason, "line": raw.decode("utf-8", "replace").rstrip()})
+        path = self.directory / REJECTED_FILE
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            _write_all(fd, line.encode("utf-8") + b"\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        log.error("audit record rejected (kept in %s): %s", path, reason)
+
+    # -- reading ---------------------------------------------------------------------
+
+    def depth(self) -> int:
+        with self._lock:
+            return self._depth_locked()
+
+    def _depth_locked(self) -> int:
+        return len(self._entries) + sum(len(o.entries) for o in self._orphans)
+
+    def card_uuids(self, wanted: Iterable[str]) -> set[str]:
+        """Which of ``wanted`` were issued by invocations still waiting in the spool."""
+        wanted_set = set(wanted)
+        found: set[str] = set()
+        with self._lock:
+            for entries in [self._entries, *(o.entries for o in self._orphans)]:
+                for entry in entries:
+                    found.update(wanted_set.intersection(entry.card_uuids))
+        return found
+
+    # -- orphans ---------------------------------------------------------------------
+
+    def adopt_orphans(self) -> int:
+        """Lock and load spool files whose writer is gone; returns how many were adopted."""
+        adopted = 0
+        candidates = sorted(
+            (p for p in self.directory.glob(SPOOL_GLOB) if p.name != self._name),
+            key=_mtime_or_zero,
+        )
+        with self._lock:
+            held = {o.path for o in self._orphans}
+            for path in candidates:
+                if path in held:
+                    continue
+                orphan = self._try_adopt(path)
+                if orphan is not None:
+                    self._orphans.append(orphan)
+                    adopted += 1
+        return adopted
+
+    def _try_adopt(self, path: Path) -> _Orphan | None:
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except FileNotFoundError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None  # its writer is alive
+        try:
+            if os.fstat(fd).st_ino != os.stat(path).st_ino:
+                raise FileNotFoundError(path)  # replaced or removed meanwhile
+            with os.fdopen(os.dup(fd), "rb") as handle:
+                raw = handle.read()
+        except FileNotFoundError:
+            os.close(fd)
+            return None
+        entries = self._parse(raw, path)
+        log.warning("audit spool: adopted %s with %d record(s) to replay", path, len(entries))
+        return _Orphan(path=path, fd=fd, entries=entries)
+
+    def _parse(self, raw: bytes, path: Path) -> list[SpoolEntry]:
+        entries: list[SpoolEntry] = []
+        lines = raw.split(b"\n")
+        tail = lines.pop()  # b"" when the file ends with a newline
+        if tail:
+            self.reject(tail, f"torn last line in {path.name} (writer stopped mid-write)")
+        for line in lines:
+            if not line.strip():
+                continue
+            try:
+                entries.append(SpoolEntry.from_line(line))
+            except (ValueError, KeyError, TypeError) as exc:
+                self.reject(line, f"unreadable line in {path.name}: {exc}")
+        return entries
+
+    # -- draining --------------------------------------------------------------------
+
+    def drain(self, sink: Sink, batch_size: int = 200) -> int:
+        """Replay everything spooled so far into ``sink``, in order; returns records replayed.
+
+        If ``sink`` raises, what was not yet acknowledged stays spooled and the error
+        propagates. Records appended while draining are kept for the next round.
+        """
+        replayed = 0
+        self.adopt_orphans()
+        while True:
+            with self._lock:
+                orphan = self._orphans[0] if self._orphans else None
+            if orphan is None:
+                break
+            _replay(orphan.entries, sink, batch_size)
+            replayed += len(orphan.entries)
+            with self._lock:
+                self._orphans.remove(orphan)
+                orphan.remove()
+        with self._lock:
+            snapshot = list(self._entries)
+            offset = self._size
+        if snapshot:
+            _replay(snapshot, sink, batch_size)
+            replayed += len(snapshot)
+            with self._lock:
+                self._forget_locked(len(snapshot), offset)
+        return replayed
+
+    def _forget_locked(self, count: int, offset: int) -> None:
+        """Drop the first ``count`` entries (``offset`` bytes), which the database now holds."""
+        if self._size == offset:
+            os.ftruncate(self._fd, 0)
+            os.fsync(self._fd)
+        else:
+            os.lseek(self._fd, offset, os.SEEK_SET)
+            remainder = b""
+            while chunk := os.read(self._fd, 1 << 20):
+                remainder += chunk
+            new_fd = _open_locked_new(self.directory, self._name, remainder)
+            os.close(self._fd)
+            self._fd = new_fd
+        self._entries = self._entries[count:]
+        self._size -= offset
+
+    def close(self) -> None:
+        """Release the files. A non-empty spool stays on disk for the next process."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if not self._entries:
+                self.path.unlink(missing_ok=True)
+            os.close(self._fd)
+            for orphan in self._orphans:
+                os.close(orphan.fd)
+            self._orphans.clear()
+
+
+def _replay(entries: Sequence[SpoolEntry], sink: Sink, batch_size: int) -> None:
+    for start in range(0, len(entries), batch_size):
+        sink(entries[start : start + batch_size])
+
+
+def _mtime_or_zero(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0

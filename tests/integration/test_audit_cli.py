@@ -1,0 +1,102 @@
+"""``backpain-cds db ...`` and ``backpain-cds audit show`` on a real database."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from service.audit.cli import audit_group, db_group
+from service.audit.db import make_engine, read_only
+from service.audit.store import SqlAuditTrail
+from tests.integration import records
+from tests.pg import DatabaseFactory
+
+pytestmark = pytest.mark.integration
+
+
+def show(url: str, *args: str) -> str:
+    result = CliRunner().invoke(audit_group, ["show", *args], env={"DATABASE_URL": url})
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_db_commands_migrate_and_report(make_database: DatabaseFactory) -> None:
+    url = make_database(migrated=False)
+    runner = CliRunner()
+    env = {"DATABASE_URL": url}
+    current = runner.invoke(db_group, ["current"], env=env)
+    assert current.exit_code == 0, current.output
+    assert "current: base" in current.output
+    up = runner.invoke(db_group, ["upgrade"], env=env)
+    assert up.exit_code == 0, up.output
+    assert "at revision 0001_audit_trail" in up.output
+    refused = runner.invoke(db_group, ["downgrade"], env=env, input="n\n")
+    assert refused.exit_code != 0
+    down = runner.invoke(db_group, ["downgrade", "--yes"], env=env)
+    assert down.exit_code == 0, down.output
+    assert "at revision base" in down.output
+
+
+def test_audit_show_answers_who_was_told_what(
+    audit_trail: SqlAuditTrail, database_url: str
+) -> None:
+    patient = f"Patient/{uuid.uuid4().hex[:8]}"
+    told = records.invocation(cards=2, patient=patient)
+    quiet = records.invocation(cards=0, patient=patient, http_status=200)
+    elsewhere = records.invocation(cards=1)
+    for record in (told, quiet, elsewhere):
+        audit_trail.record_invocation(record)
+    critical_card = told.cards[0]
+    audit_trail.record_feedback([records.feedback(critical_card.uuid)])
+
+    table = show(database_url, "--patient", patient)
+    assert patient in table
+    assert f"[critical] rule-0 (cauda-equina)  card {critical_card.uuid}" in table
+    assert "feedback: overridden at 2025-11-24 09:30:00Z" in table
+    assert "Patient declined" in table
+    assert "no cards" in table
+    assert str(elsewhere.id) not in table
+
+    as_json = json.loads(show(database_url, "--patient", patient.split("/")[1], "--format", "json"))
+    assert [entry["id"] for entry in as_json] == [str(told.id), str(quiet.id)]
+    assert as_json[0]["cards"][0]["feedback"][0]["outcome"] == "overridden"
+    assert as_json[0]["fired_rules"][0]["evidence"] == [
+        {"linkId": "saddle-numbness", "answer": "yes"}
+    ]
+
+    critical_only = json.loads(
+        show(database_url, "--patient", patient, "--indicator", "critical", "--format", "json")
+    )
+    assert [entry["id"] for entry in critical_only] == [str(told.id)]
+
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    assert show(database_url, "--patient", patient, "--since", later) == (
+        "no matching invocations\n"
+    )
+    assert show(database_url, "--patient", patient, "--service", "another-service") == (
+        "no matching invocations\n"
+    )
+
+
+def test_audit_show_rejects_a_bad_date(database_url: str) -> None:
+    result = CliRunner().invoke(
+        audit_group, ["show", "--since", "last tuesday"], env={"DATABASE_URL": database_url}
+    )
+    assert result.exit_code == 2
+    assert "not an ISO 8601 date" in result.output
+
+
+def test_audit_show_cannot_write(database_url: str) -> None:
+    """The auditor's connection is read-only at the database level."""
+    engine = make_engine(database_url)
+    try:
+        with pytest.raises(DBAPIError, match="read-only transaction"), read_only(engine) as conn:
+            conn.execute(text("DELETE FROM used_jti"))
+    finally:
+        engine.dispose()
