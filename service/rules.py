@@ -1,0 +1,459 @@
+"""Load ``rules/*.yaml`` into an engine ``RuleSet``; validate everything at start-up.
+
+A rule file is data: ruleset name and version, then rules with an id, a
+version, a topic (a card-topic code of the local CodeSystem), an indicator,
+the concepts it reads (by ValueSet), a condition tree (``all``/``any``/``not``
+over the engine's declared predicates) and the card template. Any mistake
+stops start-up with a ``RuleFileError`` naming the file and the field.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+from service.engine import (
+    INDICATOR_RANK,
+    NO,
+    PREDICATES,
+    YES,
+    All,
+    Answer,
+    AnyOf,
+    CardTemplate,
+    Condition,
+    Facts,
+    Not,
+    Predicate,
+    Rule,
+    RuleSet,
+    Section,
+    concepts_of,
+    evaluate,
+)
+from service.terminology import LOCAL_SYSTEM, OVERRIDE_REASON_SYSTEM, VALUESET_BASE, Terminology
+
+ResourceValidator = Callable[[Mapping[str, Any], Path], None]
+
+_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+_ALLOWED_PLACEHOLDERS = frozenset({"evidence", "rule", "missing", "notes", "sections"})
+_REQUIRED_PLACEHOLDERS = ("evidence", "rule")
+_VERSION = r"^\d+\.\d+\.\d+$"
+
+
+class RuleFileError(ValueError):
+    """A rule file is wrong; the message names the file and the field."""
+
+
+# ---------------------------------------------------------------- schemas
+
+
+class _ConditionField(fields.Field[Any]):
+    """A condition tree, checked for shape here; concepts are resolved later."""
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> Any:
+        _check_condition_shape(value, "")
+        return value
+
+
+def _check_condition_shape(value: Any, where: str) -> None:
+    if not isinstance(value, Mapping) or len(value) != 1:
+        raise ValidationError(
+            f"{where or 'condition'}: expected a mapping with exactly one key "
+            f"(all, any, not, or one of {sorted(PREDICATES)})"
+        )
+    ((key, arg),) = value.items()
+    if key in {"all", "any"}:
+        if not isinstance(arg, list) or not arg:
+            raise ValidationError(f"{where}{key}: expected a non-empty list of conditions")
+        for i, child in enumerate(arg):
+            _check_condition_shape(child, f"{where}{key}[{i}].")
+    elif key == "not":
+        _check_condition_shape(arg, f"{where}not.")
+    elif key not in PREDICATES:
+        raise ValidationError(f"{where}{key}: unknown predicate; known: {sorted(PREDICATES)}")
+
+
+class _LinkSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    label = fields.String(required=True, validate=validate.Length(min=1))
+    url = fields.Url(required=True, schemes={"https"})
+    type = fields.String(load_default="absolute", validate=validate.OneOf(["absolute"]))
+
+
+class _ActionSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    type = fields.String(required=True, validate=validate.OneOf(["create", "update", "delete"]))
+    description = fields.String(required=True, validate=validate.Length(min=1))
+    resource = fields.Dict(required=True)
+
+
+class _SuggestionSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    id = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9-]+$"))
+    label = fields.String(required=True, validate=validate.Length(min=1, max=139))
+    isRecommended = fields.Boolean(load_default=False)
+    actions = fields.List(fields.Nested(_ActionSchema), required=True, validate=validate.Length(1))
+
+
+class _SectionSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    when = _ConditionField(required=True)
+    text = fields.String(required=True, validate=validate.Length(min=1))
+
+
+class _SourceSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    url = fields.Url(required=True, schemes={"https"})
+
+
+class _CardSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    summary = fields.String(required=True, validate=validate.Length(min=1, max=139))
+    detail = fields.String(required=True, validate=validate.Length(min=1))
+    source = fields.Nested(_SourceSchema, required=True)
+    links = fields.List(fields.Nested(_LinkSchema), load_default=list)
+    suggestions = fields.List(fields.Nested(_SuggestionSchema), load_default=list)
+    selectionBehavior = fields.String(
+        load_default=None, validate=validate.OneOf(["at-most-one", "any"])
+    )
+    overrideReasons = fields.List(fields.String(), load_default=list)
+    sections = fields.List(fields.Nested(_SectionSchema), load_default=list)
+
+    @validates_schema
+    def _placeholders(self, data: Mapping[str, Any], **kwargs: Any) -> None:
+        found = set(_PLACEHOLDER.findall(data["detail"]))
+        unknown = found - _ALLOWED_PLACEHOLDERS
+        if unknown:
+            raise ValidationError(
+                f"unknown placeholder(s) {sorted(unknown)}; "
+                f"allowed: {sorted(_ALLOWED_PLACEHOLDERS)}",
+                "detail",
+            )
+        missing = [p for p in _REQUIRED_PLACEHOLDERS if p not in found]
+        if missing:
+            raise ValidationError(f"missing placeholder(s) {missing}", "detail")
+        if data.get("sections") and "sections" not in found:
+            raise ValidationError("sections are given but {sections} is not in detail", "detail")
+
+
+class _RuleSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    id = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9][a-z0-9-]*$"))
+    version = fields.String(required=True, validate=validate.Regexp(_VERSION))
+    topic = fields.String(required=True)
+    indicator = fields.String(required=True, validate=validate.OneOf(list(INDICATOR_RANK)))
+    priority = fields.Integer(load_default=100, validate=validate.Range(min=0))
+    self_care = fields.Boolean(load_default=False)
+    concepts = fields.List(fields.String(), required=True, validate=validate.Length(1))
+    when = _ConditionField(required=True)
+    card = fields.Nested(_CardSchema, required=True)
+
+    @validates_schema
+    def _self_care_is_info(self, data: Mapping[str, Any], **kwargs: Any) -> None:
+        if data.get("self_care") and data.get("indicator") != "info":
+            raise ValidationError("a self-care rule must be indicator info", "indicator")
+        if data.get("indicator") in {"critical", "warning"} and not data["card"].get(
+            "overrideReasons"
+        ):
+            raise ValidationError("critical and warning cards need overrideReasons", "card")
+
+
+class _RuleFileSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    ruleset = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9-]+$"))
+    version = fields.String(required=True, validate=validate.Regexp(_VERSION))
+    family = fields.String(required=True)
+    description = fields.String(load_default="")
+    rules = fields.List(fields.Nested(_RuleSchema), required=True, validate=validate.Length(1))
+
+
+def _flatten(messages: Any, prefix: str = "") -> list[str]:
+    if isinstance(messages, Mapping):
+        out: list[str] = []
+        for key, value in messages.items():
+            name = f"[{key}]" if isinstance(key, int) else (f".{key}" if prefix else str(key))
+            if key == "_schema":
+                name = ""
+            out.extend(_flatten(value, prefix + name))
+        return out
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return [f"{prefix or '(file)'}: {' '.join(messages)}"]
+    if isinstance(messages, list):
+        return [line for m in messages for line in _flatten(m, prefix)]
+    return [f"{prefix or '(file)'}: {messages}"]
+
+
+# ---------------------------------------------------------------- building
+
+
+class _Builder:
+    """Turns validated rule data into engine objects, resolving codes against terminology."""
+
+    def __init__(self, terminology: Terminology, path: Path) -> None:
+        self.terminology = terminology
+        self.path = path
+        self.questions = terminology.questions()
+
+    def fail(self, where: str, message: str) -> RuleFileError:
+        return RuleFileError(f"{self.path}: {where}: {message}")
+
+    def concepts(self, refs: Iterable[str], where: str) -> frozenset[str]:
+        found: set[str] = set()
+        for i, ref in enumerate(refs):
+            if ref in self.terminology.value_sets:
+                found |= self.terminology.value_sets[ref]
+            else:
+                raise self.fail(f"{where}[{i}]", f"unknown ValueSet {ref!r}")
+        return frozenset(found)
+
+    def condition(self, raw: Mapping[str, Any], where: str) -> Condition:
+        ((key, arg),) = raw.items()
+        if key == "all":
+            return All(tuple(self.condition(c, f"{where}.all[{i}]") for i, c in enumerate(arg)))
+        if key == "any":
+            return AnyOf(tuple(self.condition(c, f"{where}.any[{i}]") for i, c in enumerate(arg)))
+        if key == "not":
+            return Not(self.condition(arg, f"{where}.not"))
+        return self.predicate(key, arg, f"{where}.{key}")
+
+    def predicate(self, op: str, arg: Any, where: str) -> Predicate:
+        spec = PREDICATES[op]
+        if not spec.needs_concepts:
+            if arg is not True:
+                raise self.fail(where, "expected true")
+            return Predicate(op)
+        if isinstance(arg, str):
+            arg = {"concept": arg}
+        if not isinstance(arg, Mapping):
+            raise self.fail(where, "expected a concept code or a mapping")
+        allowed = {"concept", "concepts", "valueSet", "codes", "threshold"}
+        extra = set(arg) - allowed
+        if extra:
+            raise self.fail(where, f"unknown field(s) {sorted(extra)}")
+        concepts = self._predicate_concepts(arg, where)
+        codes: frozenset[str] = frozenset()
+        threshold: float | None = None
+        if spec.needs_codes:
+            codes = self._codes(arg.get("codes"), concepts, f"{where}.codes")
+        elif "codes" in arg:
+            raise self.fail(f"{where}.codes", f"{op} takes no codes")
+        if spec.needs_threshold:
+            threshold = arg.get("threshold")
+            if not isinstance(threshold, int | float) or isinstance(threshold, bool):
+                raise self.fail(f"{where}.threshold", "expected a number")
+            threshold = float(threshold)
+        elif "threshold" in arg:
+            raise self.fail(f"{where}.threshold", f"{op} takes no threshold")
+        return Predicate(op, concepts, codes, threshold)
+
+    def _predicate_concepts(self, arg: Mapping[str, Any], where: str) -> tuple[str, ...]:
+        given = [k for k in ("concept", "concepts", "valueSet") if k in arg]
+        if len(given) != 1:
+            raise self.fail(where, "give exactly one of concept, concepts, valueSet")
+        if "valueSet" in arg:
+            ref = arg["valueSet"]
+            if ref not in self.terminology.value_sets:
+                raise self.fail(f"{where}.valueSet", f"unknown ValueSet {ref!r}")
+            codes = sorted(c for c in self.terminology.value_sets[ref] if c in self.questions)
+            return tuple(codes)
+        raw = [arg["concept"]] if "concept" in arg else arg["concepts"]
+        if not isinstance(raw, list) or not raw:
+            raise self.fail(f"{where}.concepts", "expected a non-empty list")
+        for code in raw:
+            if code not in self.questions:
+                raise self.fail(where, f"{code!r} is not a question concept of {LOCAL_SYSTEM}")
+        return tuple(raw)
+
+    def _codes(self, raw: Any, concepts: tuple[str, ...], where: str) -> frozenset[str]:
+        if not isinstance(raw, list) or not raw:
+            raise self.fail(where, "expected a non-empty list of answer codes")
+        valid = {code for c in concepts for code in self.terminology.choices_of(c)}
+        for code in raw:
+            if code not in valid:
+                raise self.fail(where, f"{code!r} is not an answer of {list(concepts)}")
+        return frozenset(raw)
+
+
+def _load_file(
+    path: Path, terminology: Terminology, validate_resource: ResourceValidator | None
+) -> tuple[str, str, list[Rule]]:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise RuleFileError(f"{path}: not readable YAML: {exc}") from exc
+    if not isinstance(raw, Mapping):
+        raise RuleFileError(f"{path}: (file): expected a mapping at the top level")
+    try:
+        data = _RuleFileSchema().load(raw)
+    except ValidationError as exc:
+        raise RuleFileError(f"{path}: " + "; ".join(_flatten(exc.messages))) from None
+    builder = _Builder(terminology, path)
+    topics = terminology.topics()
+    rules = []
+    for i, r in enumerate(data["rules"]):
+        where = f"rules[{i}]"
+        if r["topic"] not in topics:
+            raise builder.fail(f"{where}.topic", f"{r['topic']!r} is not a card-topic code")
+        declared = builder.concepts(r["concepts"], f"{where}.concepts")
+        condition = builder.condition(r["when"], f"{where}.when")
+        card = r["card"]
+        sections = tuple(
+            Section(builder.condition(s["when"], f"{where}.card.sections[{j}].when"), s["text"])
+            for j, s in enumerate(card["sections"])
+        )
+        used = concepts_of(condition).union(*(concepts_of(s.when) for s in sections))
+        if not used <= declared:
+            raise builder.fail(
+                f"{where}.when", f"reads {sorted(used - declared)} not in the rule's concepts"
+            )
+        reasons = []
+        for j, code in enumerate(card["overrideReasons"]):
+            if code not in terminology.override_reasons:
+                raise builder.fail(
+                    f"{where}.card.overrideReasons[{j}]", f"unknown override reason {code!r}"
+                )
+            reasons.append(
+                {
+                    "system": OVERRIDE_REASON_SYSTEM,
+                    "code": code,
+                    "display": terminology.override_reasons[code],
+                }
+            )
+        for j, suggestion in enumerate(card["suggestions"]):
+            for k, action in enumerate(suggestion["actions"]):
+                if validate_resource is not None:
+                    try:
+                        validate_resource(action["resource"], path)
+                    except ValueError as exc:
+                        raise builder.fail(
+                            f"{where}.card.suggestions[{j}].actions[{k}].resource", str(exc)
+                        ) from None
+        rules.append(
+            Rule(
+                id=r["id"],
+                version=r["version"],
+                topic=r["topic"],
+                indicator=r["indicator"],
+                concepts=declared,
+                condition=condition,
+                self_care=r["self_care"],
+                priority=r["priority"],
+                card=CardTemplate(
+                    summary=card["summary"],
+                    detail=card["detail"],
+                    topic_display=topics[r["topic"]].display,
+                    source_url=card["source"]["url"],
+                    links=tuple(card["links"]),
+                    suggestions=tuple(card["suggestions"]),
+                    selection_behavior=card["selectionBehavior"],
+                    override_reasons=tuple(reasons),
+                    sections=sections,
+                ),
+            )
+        )
+    return data["ruleset"], data["version"], rules
+
+
+def load_ruleset(
+    rules_dir: Path,
+    terminology: Terminology,
+    *,
+    validate_resource: ResourceValidator | None = None,
+) -> RuleSet:
+    paths = sorted(rules_dir.glob("*.yaml")) if rules_dir.is_dir() else []
+    if not paths:
+        raise RuleFileError(f"{rules_dir}: no rule files (*.yaml) found")
+    names: set[tuple[str, str]] = set()
+    rules: list[Rule] = []
+    seen: dict[str, Path] = {}
+    for path in paths:
+        name, version, file_rules = _load_file(path, terminology, validate_resource)
+        names.add((name, version))
+        for rule in file_rules:
+            if rule.id in seen:
+                raise RuleFileError(
+                    f"{path}: rule id {rule.id!r} already defined in {seen[rule.id]}"
+                )
+            seen[rule.id] = path
+        rules.extend(file_rules)
+    if len(names) != 1:
+        raise RuleFileError(f"{rules_dir}: files disagree on ruleset/version: {sorted(names)}")
+    ((name, version),) = names
+    rules.sort(key=lambda r: (INDICATOR_RANK[r.indicator], r.priority, r.id))
+    ruleset = RuleSet(
+        name=name,
+        version=version,
+        rules=tuple(rules),
+        questions={code: c.definition for code, c in terminology.questions().items()},
+        topic_system=LOCAL_SYSTEM,
+    )
+    check_safety(ruleset, terminology)
+    return ruleset
+
+
+# ---------------------------------------------------------------- safety checks
+
+
+def clean_answers(terminology: Terminology) -> dict[str, Answer]:
+    """A screen with every question answered in its least alarming way."""
+    answers: dict[str, Answer] = {}
+    for code, concept in terminology.questions().items():
+        value: str | int
+        if concept.answer_type == "yes-no-unknown":
+            value = NO
+        elif concept.answer_type in {"choice", "ordered-choice"}:
+            value = terminology.choices_of(code)[0]
+        else:
+            value = 0
+        answers[code] = Answer(code, value, code, concept.definition, None, str(value))
+    return answers
+
+
+def check_safety(ruleset: RuleSet, terminology: Terminology) -> None:
+    """Invariants of CLINICAL.md, checked against the loaded rules at start-up."""
+    base = clean_answers(terminology)
+    clean = evaluate(ruleset, Facts(base, frozenset(), True), hook_instance="safety-check")
+    alarming = [c["source"]["topic"]["code"] for c in clean.cards if c["indicator"] != "info"]
+    if alarming:
+        raise RuleFileError(f"safety check: a clean screen yields {alarming}")
+    ces = terminology.value_sets.get(VALUESET_BASE + "cauda-equina", frozenset())
+    if not ces:
+        raise RuleFileError("safety check: ValueSet cauda-equina is missing or empty")
+    for concept in sorted(ces):
+        answers = dict(base)
+        answers[concept] = Answer(concept, YES, concept, concept, None, "Yes")
+        result = evaluate(ruleset, Facts(answers, frozenset(), True), hook_instance="safety-check")
+        if not result.cards or result.cards[0]["indicator"] != "critical":
+            raise RuleFileError(
+                f"safety check: {concept} = Yes alone does not yield a critical card"
+            )
+    screen = terminology.value_sets.get(VALUESET_BASE + "red-flag-screen", frozenset())
+    for concept in sorted(screen):
+        answers = {k: v for k, v in base.items() if k != concept}
+        result = evaluate(ruleset, Facts(answers, frozenset(), True), hook_instance="safety-check")
+        if "screen-incomplete" not in {c["source"]["topic"]["code"] for c in result.cards}:
+            raise RuleFileError(f"safety check: {concept} unanswered does not say so")
