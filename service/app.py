@@ -11,7 +11,7 @@ from service.audit.records import AuditTrail
 from service.config import Settings
 from service.fhir_client import FhirClient
 from service.hooks import FhirSource, HookHandler
-from service.http import auditing, cds, public
+from service.http import auditing, cds, public, security
 from service.http.errors import register_error_handlers
 from service.http.runtime import EXTENSION_KEY, Runtime
 from service.screening import Knowledge
@@ -55,6 +55,7 @@ def create_app(
         )
     register_error_handlers(app)
     auditing.install(app)
+    security.install(app, settings, audit)
     app.register_blueprint(cds.bp)
     app.register_blueprint(public.bp)
     return app

@@ -43,10 +43,12 @@ def serve(host: str, port: int, workers: int | None, threads: int | None) -> Non
 
     settings = _settings()  # fail fast on bad configuration, before forking
     from service.app import load_knowledge
+    from service.http.security import check_settings
 
     try:
+        check_settings(settings)  # issuers file, CORS origins
         load_knowledge(settings)  # rules/terminology/questionnaires validate before binding
-    except Exception as exc:
+    except (ConfigError, ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc
 
     options: dict[str, Any] = {}

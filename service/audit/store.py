@@ -50,8 +50,19 @@ def is_refusal(exc: BaseException) -> bool:
     return isinstance(exc, StatementError) and not isinstance(exc, DBAPIError)
 
 
+def without_nul(value: Any) -> Any:
+    """PostgreSQL text and JSONB cannot hold U+0000; clients can send it. Keep a visible mark."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [without_nul(v) for v in value]
+    return value
+
+
 def invocation_row(record: InvocationRecord) -> dict[str, Any]:
-    return {
+    row = {
         "id": record.id,
         "occurred_at": record.occurred_at,
         "http_status": record.http_status,
@@ -73,6 +84,8 @@ def invocation_row(record: InvocationRecord) -> dict[str, Any]:
         "error_code": record.error_code,
         "error_detail": record.error_detail,
     }
+    result: dict[str, Any] = without_nul(row)
+    return result
 
 
 def card_rows(record: InvocationRecord) -> list[dict[str, Any]]:
@@ -90,7 +103,7 @@ def card_rows(record: InvocationRecord) -> list[dict[str, Any]]:
 
 
 def feedback_row(record: FeedbackRecord) -> dict[str, Any]:
-    return {
+    row = {
         "id": record.id,
         "fingerprint": codec.feedback_fingerprint(record),
         "card_uuid": record.card_uuid,
@@ -103,6 +116,8 @@ def feedback_row(record: FeedbackRecord) -> dict[str, Any]:
         "client_iss": record.client_iss,
         "extra": record.extra,
     }
+    result: dict[str, Any] = without_nul(row)
+    return result
 
 
 def upsert(dialect: str, table: Table) -> postgresql.Insert | sqlite.Insert:

@@ -466,13 +466,17 @@ def needs_authentication(method: str, path: str) -> bool:
     return path == PROTECTED_PREFIX or path.startswith(PROTECTED_PREFIX + "/")
 
 
-def build_verifier(settings: Settings, jti_store: JtiStore) -> TokenVerifier:
+def _issuers_file(settings: Settings) -> Path:
     if settings.trusted_issuers_file is None:
         raise ConfigError(
             "CDS_TRUSTED_ISSUERS: required while CDS_AUTH is on; name the JSON file of "
             "trusted issuers (or set CDS_AUTH=off for a local run)"
         )
-    issuers = load_trusted_issuers(settings.trusted_issuers_file)
+    return settings.trusted_issuers_file
+
+
+def build_verifier(settings: Settings, jti_store: JtiStore) -> TokenVerifier:
+    issuers = load_trusted_issuers(_issuers_file(settings))
     log.info("trusting %d CDS client issuer(s): %s", len(issuers), ", ".join(sorted(issuers)))
     return TokenVerifier(
         issuers, jti_store, leeway=settings.jwt_leeway, jwks_timeout=settings.jwks_timeout
@@ -525,6 +529,13 @@ def install_cors(app: Flask, origins: Iterable[str]) -> None:
         "max_age": 600,
     }
     CORS(app, resources={path: options for path in CORS_PATHS})
+
+
+def check_settings(settings: Settings) -> None:
+    """Fail fast (ConfigError naming the variable/file/field) before a server starts."""
+    cors_origins(settings.cors_origins)
+    if settings.auth_enabled:
+        load_trusted_issuers(_issuers_file(settings))
 
 
 def install(app: Flask, settings: Settings, audit: JtiStore) -> None:

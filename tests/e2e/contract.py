@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from functools import cache
 from pathlib import Path
 
 import requests
-from openapi_core import OpenAPI
+from openapi_core import Config, OpenAPI
 from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
 
 SPEC_PATH = Path(__file__).resolve().parents[2] / "openapi.yaml"
@@ -14,7 +15,9 @@ SPEC_PATH = Path(__file__).resolve().parents[2] / "openapi.yaml"
 
 @cache
 def spec() -> OpenAPI:
-    return OpenAPI.from_file_path(str(SPEC_PATH))
+    # FHIR's media type is JSON; openapi-core needs telling.
+    config = Config(extra_media_type_deserializers={"application/fhir+json": json.loads})
+    return OpenAPI.from_file_path(str(SPEC_PATH), config=config)
 
 
 def conforms(response: requests.Response) -> requests.Response:

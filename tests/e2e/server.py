@@ -85,6 +85,7 @@ def start_server(
         stdout=log_file,
         stderr=subprocess.STDOUT,
     )
+    log_file.close()  # the child holds its own descriptor
     server = ServerProcess(base_url=base, process=process, log_path=log_path, env=full_env)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -30,7 +30,8 @@ def sample_request() -> dict[str, Any]:
 
 
 def sample_qr() -> dict[str, Any]:
-    qr: dict[str, Any] = sample_request()["prefetch"]["intake"]
+    bundle = sample_request()["prefetch"]["intake"]
+    qr: dict[str, Any] = bundle["entry"][0]["resource"]
     return qr
 
 

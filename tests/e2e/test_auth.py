@@ -1,0 +1,378 @@
+"""CDS Hooks 2.0 client authentication against real server processes, with real signed JWTs.
+
+Two servers share one audit database (replay protection must hold across
+processes); the issuers' keys are generated here and one issuer's JWKS is served
+by a real loopback HTTP server.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+import requests
+
+from tests.e2e.audit_db import audit_engine, wait_for_invocations
+from tests.e2e.conftest import ServerFactory
+from tests.e2e.jwks_server import JwksPublisher
+from tests.e2e.server import ServerProcess, free_port
+from tests.signing import ClientKey, claims, jwks
+
+PUBLIC_URL = "https://cds.example.org"
+DISCOVERY = "/cds-services"
+INTAKE = "/cds-services/backpain-redflags-intake"
+EHR = "https://ehr.example.org"
+SANDBOX = "https://sandbox.cds-hooks.org"
+SANDBOX_JKU = "https://sandbox.cds-hooks.org/.well-known/jwks.json"
+OFFLINE = "https://offline-issuer.example.org"
+ALLOWED_ORIGIN = "https://sandbox.cds-hooks.org"
+INTAKE_CANONICAL = "https://fhir.backpain-cds.dev/Questionnaire/exercise-back-pain-intake"
+
+EHR_EC = ClientKey.es384("ehr-ec")
+EHR_RSA = ClientKey.rs384("ehr-rsa")
+SANDBOX_KEY = ClientKey.es384("sandbox-1")
+OFFLINE_KEY = ClientKey.es384("offline-1")
+
+NO_DETAIL = {
+    "resourceType": "OperationOutcome",
+    "issue": [{"severity": "error", "code": "login", "diagnostics": "Unauthorized"}],
+}
+
+#: every token sent, so the last test can check none reached a log
+SENT: list[str] = []
+
+
+class Env:
+    def __init__(self, first: ServerProcess, second: ServerProcess, publisher: JwksPublisher):
+        self.first = first
+        self.second = second
+        self.publisher = publisher
+
+
+@pytest.fixture(scope="module")
+def env(server_factory: ServerFactory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    with JwksPublisher(jwks(EHR_EC, EHR_RSA)).running() as publisher:
+        issuers = {
+            "issuers": [
+                {"iss": EHR, "jku": publisher.url, "tenant": "clinic-a"},
+                {"iss": SANDBOX, "jku": SANDBOX_JKU, "jwks": jwks(SANDBOX_KEY)},
+                # its key server is down: nothing listens on this port
+                {"iss": OFFLINE, "jku": f"http://127.0.0.1:{free_port()}/jwks.json"},
+            ]
+        }
+        path: Path = tmp_path_factory.mktemp("auth") / "trusted-issuers.json"
+        path.write_text(json.dumps(issuers))
+        server_env = {
+            "CDS_AUTH": "on",
+            "CDS_PUBLIC_URL": PUBLIC_URL,
+            "CDS_TRUSTED_ISSUERS": str(path),
+            "CORS_ORIGINS": f"{ALLOWED_ORIGIN},https://portal.example.org",
+            "JWT_LEEWAY_SECONDS": "5",
+            "JWKS_TIMEOUT_SECONDS": "2",
+        }
+        yield Env(server_factory(server_env), server_factory(server_env), publisher)
+
+
+def call(
+    server: ServerProcess, path: str, token: str | None, body: Any = None, **headers: str
+) -> requests.Response:
+    if token is not None:
+        SENT.append(token)
+        headers["Authorization"] = f"Bearer {token}"
+    if body is None:
+        return requests.get(server.url(path), headers=headers, timeout=10)
+    return requests.post(server.url(path), json=body, headers=headers, timeout=10)
+
+
+def assert_unauthorized(response: requests.Response) -> None:
+    assert response.status_code == 401, response.text
+    assert response.headers["Content-Type"].startswith("application/fhir+json")
+    assert response.json() == NO_DETAIL
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def ehr_token(path: str = DISCOVERY, key: ClientKey = EHR_EC, **overrides: Any) -> str:
+    return key.sign(claims(EHR, PUBLIC_URL + path, **overrides))
+
+
+def sandbox_token(path: str) -> str:
+    """Made the way the public CDS Hooks sandbox makes its own."""
+    now = int(time.time())
+    payload = {
+        "iss": SANDBOX,
+        "aud": PUBLIC_URL + path,
+        "exp": now + 300,
+        "iat": now,
+        "jti": str(uuid.uuid4()),
+    }
+    return SANDBOX_KEY.sign(payload, jku=SANDBOX_JKU)
+
+
+def _b64(data: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def _tampered() -> str:
+    header, _, signature = ehr_token().split(".")
+    forged = claims(EHR, PUBLIC_URL + DISCOVERY, tenant="another-clinic")
+    return f"{header}.{_b64(forged)}.{signature}"
+
+
+def _public_pem() -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return EHR_RSA.private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _hs256_with_public_key() -> str:
+    # the classic algorithm-confusion attack: the public key used as an HMAC secret
+    import hashlib
+    import hmac
+
+    header = _b64({"alg": "HS256", "typ": "JWT", "kid": EHR_RSA.kid})
+    payload = _b64(claims(EHR, PUBLIC_URL + DISCOVERY))
+    mac = hmac.new(_public_pem(), f"{header}.{payload}".encode(), hashlib.sha256).digest()
+    return f"{header}.{payload}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
+
+
+def _alg_none() -> str:
+    header = _b64({"alg": "none", "typ": "JWT", "kid": EHR_EC.kid})
+    return f"{header}.{_b64(claims(EHR, PUBLIC_URL + DISCOVERY))}."
+
+
+#: case -> (token maker, the reason the server logs for it)
+BAD_TOKENS: dict[str, tuple[Callable[[], str], str]] = {
+    "expired": (
+        lambda: ehr_token(iat=int(time.time()) - 600, lifetime=-300),
+        "ExpiredSignatureError",
+    ),
+    "not yet valid (iat)": (
+        lambda: ehr_token(iat=int(time.time()) + 120),
+        "not yet valid (iat)",
+    ),
+    "not yet valid (nbf)": (
+        lambda: ehr_token(nbf=int(time.time()) + 120),
+        "not yet valid (nbf)",
+    ),
+    "wrong aud": (
+        lambda: EHR_EC.sign(claims(EHR, PUBLIC_URL + "/cds-services/other")),
+        "InvalidAudienceError",
+    ),
+    "aud of another host": (
+        lambda: EHR_EC.sign(claims(EHR, "https://evil.example/cds-services")),
+        "InvalidAudienceError",
+    ),
+    "unknown iss": (
+        lambda: EHR_EC.sign(claims("https://evil.example", PUBLIC_URL + DISCOVERY)),
+        "is not a trusted issuer",
+    ),
+    "jku not on the list": (
+        lambda: EHR_EC.sign(
+            claims(EHR, PUBLIC_URL + DISCOVERY), jku="https://evil.example/jwks.json"
+        ),
+        "jku 'https://evil.example/jwks.json' is not the one allowed",
+    ),
+    "sandbox jku for the ehr issuer": (
+        lambda: EHR_EC.sign(claims(EHR, PUBLIC_URL + DISCOVERY), jku=SANDBOX_JKU),
+        "is not the one allowed",
+    ),
+    "alg none": (_alg_none, "alg 'none' is not allowed"),
+    "HS256 with the public key as secret": (
+        _hs256_with_public_key,
+        "alg 'HS256' is not allowed",
+    ),
+    "HS256 via PyJWT": (
+        lambda: jwt.encode(
+            claims(EHR, PUBLIC_URL + DISCOVERY),
+            "a-shared-secret-of-at-least-32-bytes!",
+            algorithm="HS256",
+            headers={"kid": EHR_EC.kid},
+        ),
+        "alg 'HS256' is not allowed",
+    ),
+    "missing kid": (
+        lambda: EHR_EC.sign(claims(EHR, PUBLIC_URL + DISCOVERY), kid=None),
+        "kid missing",
+    ),
+    "unknown kid": (
+        lambda: EHR_EC.sign(claims(EHR, PUBLIC_URL + DISCOVERY), kid="rotated-away"),
+        "no key 'rotated-away'",
+    ),
+    "missing jti": (lambda: ehr_token(jti=None), 'missing the "jti" claim'),
+    "missing exp": (lambda: ehr_token(exp=None), 'missing the "exp" claim'),
+    "missing iat": (lambda: ehr_token(iat=None), 'missing the "iat" claim'),
+    "tampered payload": (_tampered, "InvalidSignatureError"),
+    "signed by a key the issuer does not hold": (
+        lambda: ClientKey.es384(EHR_EC.kid).sign(claims(EHR, PUBLIC_URL + DISCOVERY)),
+        "InvalidSignatureError",
+    ),
+    "sandbox-made token signed by someone else": (
+        lambda: OFFLINE_KEY.sign(
+            claims(SANDBOX, PUBLIC_URL + DISCOVERY), kid=SANDBOX_KEY.kid, jku=SANDBOX_JKU
+        ),
+        "InvalidSignatureError",
+    ),
+    "JWKS server down": (
+        lambda: OFFLINE_KEY.sign(claims(OFFLINE, PUBLIC_URL + DISCOVERY)),
+        "no key 'offline-1'",
+    ),
+    "garbage": (lambda: "not.a.jwt", "malformed JWT"),
+}
+
+
+def last_rejection(server: ServerProcess) -> str:
+    """The newest rejection message (log lines are JSON objects, or plain text)."""
+    lines = [line for line in server.log().splitlines() if "401 GET /cds-services:" in line]
+    if not lines:
+        return ""
+    try:
+        return str(json.loads(lines[-1])["message"])
+    except (ValueError, KeyError, TypeError):
+        return lines[-1]
+
+
+@pytest.mark.parametrize("case", list(BAD_TOKENS))
+def test_a_bad_token_gets_401_without_detail(env: Env, case: str) -> None:
+    make, reason = BAD_TOKENS[case]
+    before = env.first.log().count("401 GET /cds-services:")
+    assert_unauthorized(call(env.first, DISCOVERY, make()))
+    # ...and the server knows why: the reason is in its log (INFO), not in the body
+    deadline = time.monotonic() + 2
+    while env.first.log().count("401 GET /cds-services:") == before:
+        assert time.monotonic() < deadline, "no rejection logged"
+        time.sleep(0.02)
+    assert reason in last_rejection(env.first)
+
+
+@pytest.mark.parametrize(
+    "authorization", ["", "Bearer", "Basic dXNlcjpwYXNz", "Bearer a b", "Token abc"]
+)
+def test_a_missing_or_malformed_authorization_header_gets_401(env: Env, authorization: str) -> None:
+    headers = {"Authorization": authorization} if authorization else {}
+    assert_unauthorized(requests.get(env.first.url(DISCOVERY), headers=headers, timeout=10))
+
+
+@pytest.mark.parametrize("key", [EHR_EC, EHR_RSA], ids=["ES384", "RS384"])
+def test_a_good_token_from_a_jku_issuer_is_accepted(env: Env, key: ClientKey) -> None:
+    response = call(env.first, DISCOVERY, ehr_token(key=key))
+    assert response.status_code == 200, response.text
+    assert response.json()["services"]
+    assert env.publisher.hits >= 1  # keys came from the issuer's jku
+
+
+def test_a_sandbox_style_token_is_accepted_with_pinned_keys(env: Env) -> None:
+    response = call(env.first, DISCOVERY, sandbox_token(DISCOVERY))
+    assert response.status_code == 200, response.text
+
+
+def test_the_token_protects_discovery_services_and_feedback(env: Env) -> None:
+    body = {"hook": "questionnaire-inprogress", "hookInstance": str(uuid.uuid4()), "context": {}}
+    assert_unauthorized(call(env.first, DISCOVERY, None))
+    assert_unauthorized(call(env.first, INTAKE, None, body))
+    assert_unauthorized(call(env.first, INTAKE + "/feedback", None, {"feedback": []}))
+    # a token for one endpoint does not open another
+    assert_unauthorized(call(env.first, INTAKE, ehr_token(DISCOVERY), body))
+
+
+def test_a_replayed_jti_is_refused_across_processes(env: Env, database_url: str) -> None:
+    token = ehr_token()
+    assert call(env.first, DISCOVERY, token).status_code == 200
+    assert_unauthorized(call(env.first, DISCOVERY, token))
+    assert_unauthorized(call(env.second, DISCOVERY, token))
+
+    # and the other way round: first seen by the second process
+    other = sandbox_token(DISCOVERY)
+    assert call(env.second, DISCOVERY, other).status_code == 200
+    assert_unauthorized(call(env.first, DISCOVERY, other))
+
+
+def test_the_caller_is_audited_and_401s_are_audited_too(env: Env, database_url: str) -> None:
+    instance = str(uuid.uuid4())
+    body = {
+        "hook": "questionnaire-inprogress",
+        "hookInstance": instance,
+        "context": {
+            "questionnaireResponse": {
+                "resourceType": "QuestionnaireResponse",
+                "status": "in-progress",
+                "questionnaire": INTAKE_CANONICAL,
+                "item": [],
+            }
+        },
+    }
+    accepted = call(env.first, INTAKE, ehr_token(INTAKE), body)
+    assert accepted.status_code not in (401, 500), accepted.text
+
+    probe = f"probe-{uuid.uuid4()}"  # an unknown service: the 401 comes before the 404
+    expired = ehr_token(f"/cds-services/{probe}", iat=int(time.time()) - 600, lifetime=-300)
+    assert_unauthorized(call(env.first, f"/cds-services/{probe}", expired, body))
+
+    with audit_engine(database_url) as engine:
+        [row] = wait_for_invocations(engine, "hook_instance = :i", 1, i=instance)
+        assert row["client_iss"] == EHR
+        assert row["tenant"] == "clinic-a"
+        assert row["http_status"] == accepted.status_code
+        [denied] = wait_for_invocations(engine, "service_id = :s", 1, s=probe)
+        assert denied["http_status"] == 401
+        assert denied["client_iss"] is None
+        assert denied["error_code"] == "login"
+        # the audit never holds a token
+        for value in (*row.values(), *denied.values()):
+            assert "eyJ" not in str(value)
+
+
+def test_the_sandbox_preflight_gets_cors_headers(env: Env) -> None:
+    response = requests.options(
+        env.first.url(INTAKE),
+        headers={
+            "Origin": ALLOWED_ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        },
+        timeout=10,
+    )
+    assert response.status_code == 200
+    assert response.headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
+    allowed_headers = response.headers["Access-Control-Allow-Headers"].lower()
+    assert "authorization" in allowed_headers and "content-type" in allowed_headers
+    assert "POST" in response.headers["Access-Control-Allow-Methods"]
+    assert "Access-Control-Allow-Credentials" not in response.headers
+    # the browser must be able to read a 401 too
+    denied = call(env.first, DISCOVERY, None, Origin=ALLOWED_ORIGIN)
+    assert denied.status_code == 401
+    assert denied.headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
+
+
+def test_a_disallowed_origin_gets_no_cors_headers(env: Env) -> None:
+    response = requests.options(
+        env.first.url(INTAKE),
+        headers={
+            "Origin": "https://evil.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        },
+        timeout=10,
+    )
+    assert not [name for name in response.headers if name.lower().startswith("access-control")]
+    plain = call(env.first, DISCOVERY, ehr_token(), Origin="https://evil.example")
+    assert "Access-Control-Allow-Origin" not in plain.headers
+
+
+def test_no_token_ever_reaches_the_server_log(env: Env) -> None:
+    assert len(SENT) > 20
+    logs = env.first.log() + env.second.log()
+    assert "jti replayed" in logs  # the reason is logged server-side...
+    for token in SENT:
+        for part in token.split("."):
+            if len(part) > 16:
+                assert part not in logs  # ...but never the token or any part of it
+    assert "Traceback" not in logs
