@@ -7,6 +7,7 @@ import logging
 
 from flask import Flask
 
+from service import observability
 from service.audit.records import AuditTrail
 from service.config import Settings
 from service.fhir_client import FhirClient
@@ -54,6 +55,9 @@ def create_app(
             "CDS_AUTH=off: client JWTs are NOT verified. Local use only; never in production."
         )
     register_error_handlers(app)
+    # Order matters: request id and clock first, then the audit's invocation id,
+    # then authentication (so a 401 is logged and audited with both).
+    observability.install(app, settings, audit)
     auditing.install(app)
     security.install(app, settings, audit)
     app.register_blueprint(cds.bp)

@@ -42,6 +42,9 @@ def serve(host: str, port: int, workers: int | None, threads: int | None) -> Non
     from gunicorn.app.base import BaseApplication
 
     settings = _settings()  # fail fast on bad configuration, before forking
+    from service.observability import configure_logging
+
+    configure_logging(settings.log_level)
     from service.app import load_knowledge
     from service.http.security import check_settings
 

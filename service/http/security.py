@@ -523,6 +523,7 @@ def install_cors(app: Flask, origins: Iterable[str]) -> None:
         "origins": allowed,
         "allow_headers": list(CORS_HEADERS),
         "methods": list(CORS_METHODS),
+        "expose_headers": ["X-Request-ID"],
         "supports_credentials": False,
         "send_wildcard": False,
         "vary_header": True,
