@@ -25,6 +25,7 @@ import logging
 import logging.config
 import os
 import re
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -186,7 +187,8 @@ class Metrics:
             ),
             database_errors=Counter(
                 "backpain_cds_database_errors",
-                "Audit database health checks that found the database down, by check.",
+                "Audit database errors: failed audit database operations (check=audit), "
+                "and health checks that found the database down (metrics, readiness).",
                 ["check"],
                 registry=registry,
             ),
@@ -373,6 +375,32 @@ def _observe(metrics: Metrics, summary: RequestSummary) -> None:
         metrics.database_errors.labels(check="readiness").inc()
 
 
+class _AuditErrorSync:
+    """Carries the audit store's count of failed database operations into the counter.
+
+    The store counts per process; each worker adds its own increments to the
+    (possibly multi-process) counter after every request, so nothing is counted twice.
+    """
+
+    def __init__(self, audit: HealthSource, metrics: Metrics) -> None:
+        self._audit = audit
+        self._metrics = metrics
+        self._seen = 0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> None:
+        try:
+            total = self._audit.health().get("database_errors")
+        except Exception:
+            return
+        if not isinstance(total, int):
+            return
+        with self._lock:
+            delta, self._seen = total - self._seen, max(total, self._seen)
+        if delta > 0:
+            self._metrics.database_errors.labels(check="audit").inc(delta)
+
+
 def install(app: Flask, settings: Settings, audit: HealthSource) -> MetricsEndpoint:
     """Request ids, the per-request JSON log line and ``GET /metrics``.
 
@@ -382,6 +410,7 @@ def install(app: Flask, settings: Settings, audit: HealthSource) -> MetricsEndpo
     """
     del settings  # the log level is set by configure_logging at process start
     endpoint = MetricsEndpoint(audit, multiprocess_dir())
+    sync_audit_errors = _AuditErrorSync(audit, endpoint.metrics)
 
     @app.before_request
     def _begin() -> None:
@@ -396,6 +425,7 @@ def install(app: Flask, settings: Settings, audit: HealthSource) -> MetricsEndpo
         latency_ms = (time.perf_counter() - started) * 1000 if started is not None else 0.0
         summary = summarize(response, latency_ms, _known_services(app))
         _observe(endpoint.metrics, summary)
+        sync_audit_errors()
         request_log.info("request", extra={"fields": summary.log_fields(request_id)})
         return response
 

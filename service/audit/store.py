@@ -162,6 +162,7 @@ class SqlAuditTrail:
         self._insert_feedback = upsert(dialect, card_feedback).on_conflict_do_nothing()
         self._remember_jti = remember_jti_statement(dialect)
         self._db_up = True
+        self._db_errors = 0  # database operations that failed, since this process started
         self._state_lock = threading.Lock()
         self._drain_lock = threading.Lock()
         self._local_jtis: dict[tuple[str, str], datetime] = {}
@@ -179,6 +180,7 @@ class SqlAuditTrail:
     def _mark_down(self, exc: BaseException) -> None:
         with self._state_lock:
             was_up, self._db_up = self._db_up, False
+            self._db_errors += 1
         if was_up:
             log.warning("audit database unavailable, spooling records locally: %s", exc)
 
@@ -325,8 +327,16 @@ class SqlAuditTrail:
     # -- health and the drainer --------------------------------------------------------
 
     def health(self) -> dict[str, Any]:
-        """{"database": "up"|"down", "spool_depth": int} (state as of the last attempt)."""
-        return {"database": "up" if self._db_up else "down", "spool_depth": self._spool.depth()}
+        """{"database": "up"|"down", "spool_depth": int, "database_errors": int}.
+
+        The state is as of the last attempt; ``database_errors`` counts failed database
+        operations (writes, reads, probes) since this process started.
+        """
+        return {
+            "database": "up" if self._db_up else "down",
+            "spool_depth": self._spool.depth(),
+            "database_errors": self._db_errors,
+        }
 
     def start(self) -> None:
         """Start the background drainer (call once, after any fork)."""

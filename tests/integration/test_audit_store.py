@@ -63,7 +63,7 @@ def test_invocation_round_trip(audit_trail: SqlAuditTrail, reader: Engine) -> No
         (record.cards[0].uuid, "critical", 0),
         (record.cards[1].uuid, "warning", 1),
     ]
-    assert audit_trail.health() == {"database": "up", "spool_depth": 0}
+    assert audit_trail.health() == {"database": "up", "spool_depth": 0, "database_errors": 0}
 
 
 def test_error_invocation_is_recorded(audit_trail: SqlAuditTrail, reader: Engine) -> None:
@@ -115,7 +115,7 @@ def test_many_threads_at_once_every_row_is_there(
         worker.join()
 
     assert failures == []
-    assert audit_trail.health() == {"database": "up", "spool_depth": 0}
+    assert audit_trail.health() == {"database": "up", "spool_depth": 0, "database_errors": 0}
     with reader.connect() as conn:
         stored = set(conn.scalars(select(invocation.c.id).where(invocation.c.id.in_(written))))
         cards = conn.scalar(
@@ -227,4 +227,4 @@ def test_naive_times_are_refused_not_stored_wrong(
     rejected = (tmp_path / "spool" / "rejected.jsonl").read_text()
     assert str(record.id) in rejected
     assert "timezone-aware" in rejected
-    assert audit_trail.health() == {"database": "up", "spool_depth": 0}
+    assert audit_trail.health() == {"database": "up", "spool_depth": 0, "database_errors": 0}

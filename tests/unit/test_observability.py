@@ -183,3 +183,18 @@ def test_logging_config_rejects_an_unknown_level() -> None:
     with pytest.raises(ValueError, match="LOG_LEVEL"):
         logging_config("LOUD")
     assert logging_config("debug")["root"]["level"] == "DEBUG"
+
+
+def test_failed_audit_database_operations_are_counted_once() -> None:
+    health = Health()
+    app = make_app(health)
+    client = app.test_client()
+    key = ("backpain_cds_database_errors_total", (("check", "audit"),))
+    health.state["database_errors"] = 3
+    client.post("/cds-services/backpain-redflags-intake", json={})
+    assert samples(app)[key] == 3.0
+    client.post("/cds-services/backpain-redflags-intake", json={})  # no new failures
+    assert samples(app)[key] == 3.0
+    health.state["database_errors"] = 5
+    client.get("/healthz")
+    assert samples(app)[key] == 5.0
