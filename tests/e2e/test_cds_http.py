@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.casekit import Case, indicators_of, load_cases, topics_of
+from tests.casekit import Case, build_qr, indicators_of, load_cases, topics_of
 from tests.e2e.contract import conforms
 from tests.e2e.fhir_server import FakeFhirStore, fhir_server
 from tests.e2e.server import ServerProcess
@@ -257,3 +257,22 @@ def test_clinical_case_over_http(server: ServerProcess, case: Case) -> None:
     cards = response.json()["cards"]
     assert topics_of(cards) == case.expected_topics, case.description
     assert indicators_of(cards) == case.expected_indicators
+
+
+def test_questionnaire_read_from_fhir_server_when_not_bundled(server: ServerProcess) -> None:
+    """Another clinic's form (other linkIds, same codes), published on the EHR's FHIR server."""
+    qr = build_qr({"id": "foreign-1", "form": "foreign", "answers": {"saddle-anaesthesia": "yes"}})
+    form = qr.pop("contained")[0]
+    qr["questionnaire"] = f"{form['url']}|{form['version']}"
+    body = envelope("questionnaire-inprogress", context={"questionnaireResponse": qr})
+    # Without the form the linkIds mean nothing: the screen cannot run fully.
+    unresolved = post(server, INTAKE, body).json()["cards"]
+    assert "screen-incomplete" in topics_of(unresolved)
+    assert "cauda-equina" not in topics_of(unresolved)
+
+    store = FakeFhirStore(questionnaires=[form])
+    with fhir_server(store) as base:
+        resolved = post(server, INTAKE, {**body, "fhirServer": base}).json()["cards"]
+    assert topics_of(resolved) == ("cauda-equina",)
+    assert store.seen[0]["path"].endswith("/Questionnaire")
+    assert store.seen[0]["params"] == {"url": form["url"], "version": form["version"]}
