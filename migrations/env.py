@@ -12,6 +12,7 @@ from sqlalchemy import Connection
 
 from service.audit.db import make_engine
 from service.audit.models import metadata
+from service.audit.partitions import include_in_autogenerate
 from service.config import Settings
 
 config = context.config
@@ -24,6 +25,7 @@ def run_with(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=include_in_autogenerate,  # monthly partitions are not model tables
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -10,17 +10,16 @@ Four tables, all append-only from the service's point of view:
 PostgreSQL gets native ``uuid``, ``timestamptz`` and ``jsonb``; SQLite (``make run``)
 gets ``CHAR(32)``, ISO text and JSON text through the same types.
 
-Scale (ARCHITECTURE.md "Scale beyond one machine"): ``invocation`` is the table that
-grows. Monthly partitioning is not done yet because PostgreSQL requires every unique
-key of a partitioned table to contain the partition key, and ``invocation.id`` is the
-idempotency key the spool replays on and the target of ``issued_card``'s foreign key.
-The path: a later revision recreates ``invocation`` as
-``PARTITION BY RANGE (occurred_at)`` with primary key ``(id, occurred_at)``, adds
-``occurred_at`` to ``issued_card`` (composite foreign key), switches the replay's
-``ON CONFLICT`` target to ``(id, occurred_at)`` (a replayed record keeps its
-``occurred_at``), and creates next month's partition from a scheduled job
-(``pg_partman`` or a CronJob). SQLite keeps the plain table (``if dialect == "postgresql"``
-in that revision).
+Scale (ARCHITECTURE.md "Scale beyond one machine"): on PostgreSQL ``invocation`` is
+``PARTITION BY RANGE (occurred_at)``, one partition per month (``invocation_yYYYYmMM``)
+plus a ``DEFAULT`` partition, so an insert never fails for lack of a month (revision
+0002; maintenance in ``partitions.py``). PostgreSQL requires every unique key of a
+partitioned table to hold the partition key, hence the primary key ``(id, occurred_at)``:
+the spool's replay stays idempotent because a record keeps its ``occurred_at``, and
+``issued_card`` carries ``invocation_occurred_at`` for its composite foreign key.
+``seq`` (the arrival order) is filled by the database: a sequence on PostgreSQL, the
+rowid on SQLite, where ``invocation`` stays 0001's plain table (``seq`` primary key,
+``id`` unique) and only ``issued_card.invocation_occurred_at`` was added.
 """
 
 from __future__ import annotations
@@ -34,8 +33,10 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     Dialect,
+    FetchedValue,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -101,9 +102,13 @@ class InvocationRow(Base):
 
     __tablename__ = "invocation"
 
-    seq: Mapped[int] = mapped_column(SequenceNumber, primary_key=True, autoincrement=True)
-    id: Mapped[uuid.UUID] = mapped_column(Uuid(), unique=True)
-    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    #: arrival order, assigned by the database (sequence on PostgreSQL, rowid on SQLite)
+    seq: Mapped[int] = mapped_column(
+        SequenceNumber, server_default=FetchedValue(), autoincrement=False
+    )
+    id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True)
+    #: the partition key on PostgreSQL
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime(), primary_key=True, index=True)
     #: when the row reached the database (later than occurred_at if it was spooled)
     recorded_at: Mapped[datetime] = mapped_column(UtcDateTime(), server_default=func.now())
     http_status: Mapped[int] = mapped_column(SmallInteger)
@@ -135,9 +140,9 @@ class IssuedCardRow(Base):
     __tablename__ = "issued_card"
 
     card_uuid: Mapped[str] = mapped_column(Text, primary_key=True)
-    invocation_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("invocation.id", ondelete="RESTRICT"), index=True
-    )
+    invocation_id: Mapped[uuid.UUID] = mapped_column(Uuid(), index=True)
+    #: the invocation's ``occurred_at`` (its partition key), for the composite foreign key
+    invocation_occurred_at: Mapped[datetime] = mapped_column(UtcDateTime())
     #: the card's place in the response, from 0
     position: Mapped[int] = mapped_column(SmallInteger)
     rule_id: Mapped[str] = mapped_column(Text)
@@ -145,6 +150,11 @@ class IssuedCardRow(Base):
     topic: Mapped[str] = mapped_column(Text)
 
     __table_args__ = (
+        ForeignKeyConstraint(
+            ["invocation_id", "invocation_occurred_at"],
+            ["invocation.id", "invocation.occurred_at"],
+            ondelete="RESTRICT",
+        ),
         CheckConstraint("indicator IN ('info', 'warning', 'critical')", name="indicator"),
     )
 

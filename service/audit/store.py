@@ -93,6 +93,7 @@ def card_rows(record: InvocationRecord) -> list[dict[str, Any]]:
         {
             "card_uuid": card.uuid,
             "invocation_id": record.id,
+            "invocation_occurred_at": record.occurred_at,
             "position": position,
             "rule_id": card.rule_id,
             "indicator": card.indicator,
@@ -123,6 +124,20 @@ def feedback_row(record: FeedbackRecord) -> dict[str, Any]:
 def upsert(dialect: str, table: Table) -> postgresql.Insert | sqlite.Insert:
     """An INSERT that can say ON CONFLICT, in the engine's dialect."""
     return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+
+
+def insert_invocation_statement(dialect: str) -> postgresql.Insert | sqlite.Insert:
+    """Insert an invocation once: a replay (same id, same ``occurred_at``) does nothing.
+
+    On PostgreSQL the conflict target is the partitioned table's primary key
+    ``(id, occurred_at)``; on SQLite (a plain table) the unique ``id``.
+    """
+    stmt = upsert(dialect, invocation)
+    if dialect == "postgresql":
+        return stmt.on_conflict_do_nothing(
+            index_elements=[invocation.c.id, invocation.c.occurred_at]
+        )
+    return stmt.on_conflict_do_nothing(index_elements=[invocation.c.id])
 
 
 def remember_jti_statement(dialect: str) -> ReturningInsert[tuple[str]]:
@@ -157,7 +172,7 @@ class SqlAuditTrail:
         self._jti_prune_interval = jti_prune_interval
         self._clock = clock
         dialect = engine.dialect.name
-        self._insert_invocation = upsert(dialect, invocation).on_conflict_do_nothing()
+        self._insert_invocation = insert_invocation_statement(dialect)
         self._insert_cards = upsert(dialect, issued_card).on_conflict_do_nothing()
         self._insert_feedback = upsert(dialect, card_feedback).on_conflict_do_nothing()
         self._remember_jti = remember_jti_statement(dialect)

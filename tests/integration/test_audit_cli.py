@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from service.audit import migrate
 from service.audit.cli import audit_group, db_group
 from service.audit.db import make_engine, read_only
 from service.audit.store import SqlAuditTrail
@@ -35,7 +36,8 @@ def test_db_commands_migrate_and_report(make_database: DatabaseFactory) -> None:
     assert "current: base" in current.output
     up = runner.invoke(db_group, ["upgrade"], env=env)
     assert up.exit_code == 0, up.output
-    assert "at revision 0001_audit_trail" in up.output
+    assert f"at revision {migrate.head()}" in up.output
+    assert "audit partitions: 4 months" in up.output
     refused = runner.invoke(db_group, ["downgrade"], env=env, input="n\n")
     assert refused.exit_code != 0
     down = runner.invoke(db_group, ["downgrade", "--yes"], env=env)
