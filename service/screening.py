@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +86,34 @@ def canonical_sha256(resource: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+class _ParsedCache:
+    """The last few validated QRs by content hash: an EHR re-sends the same intake
+    each time the chart opens, and FHIR validation is most of a screen's cost.
+    Only successfully validated models are kept; they are never mutated."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[str, fhir.QuestionnaireResponse] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> fhir.QuestionnaireResponse | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
+
+    def put(self, key: str, value: fhir.QuestionnaireResponse) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
+_PARSED = _ParsedCache(256)
+
+
 def screen(
     qr: Mapping[str, Any],
     knowledge: Knowledge,
@@ -98,7 +128,11 @@ def screen(
     None; it is only called when the form is neither contained nor bundled.
     """
     fhir.count_items(qr, max_items)
-    parsed = fhir.parse_questionnaire_response(qr)
+    sha256 = canonical_sha256(qr)
+    parsed = _PARSED.get(sha256)
+    if parsed is None:
+        parsed = fhir.parse_questionnaire_response(qr)
+        _PARSED.put(sha256, parsed)
     questionnaire, resolution = fhir.resolve_questionnaire(
         parsed, knowledge.library, fetch_questionnaire
     )
@@ -113,7 +147,7 @@ def screen(
         evaluation=evaluation,
         qr_id=parsed.id,
         qr_version=parsed.meta.versionId if parsed.meta is not None else None,
-        qr_sha256=canonical_sha256(qr),
+        qr_sha256=sha256,
         questionnaire=used,
         questionnaire_resolution=resolution,
         subject=facts.subject,

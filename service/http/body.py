@@ -15,18 +15,18 @@ _JSON_TYPES = {"application/json", "application/fhir+json"}
 
 def json_depth_exceeds(value: Any, limit: int) -> bool:
     """True when containers nest deeper than ``limit`` (iterative, no recursion)."""
+    if not isinstance(value, dict | list):
+        return False
     stack: list[tuple[Any, int]] = [(value, 1)]
+    pop, push = stack.pop, stack.append
     while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict):
-            children: Any = node.values()
-        elif isinstance(node, list):
-            children = node
-        else:
-            continue
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+        node, depth = pop()
+        children = node.values() if isinstance(node, dict) else node
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth >= limit:
+                    return True
+                push((child, depth + 1))
     return False
 
 

@@ -1,0 +1,62 @@
+"""Validated QRs are reused by content hash; different content is validated afresh."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from service import fhir, screening
+from service.screening import Knowledge, screen
+from tests.casekit import build_qr, topics_of
+
+
+class CountingParser:
+    def __init__(self) -> None:
+        self.calls = 0
+        self.real = fhir.parse_questionnaire_response
+
+    def __call__(self, data: object) -> Any:
+        self.calls += 1
+        return self.real(data)
+
+
+def test_same_content_is_validated_once(
+    knowledge: Knowledge, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parser = CountingParser()
+    monkeypatch.setattr(fhir, "parse_questionnaire_response", parser)
+    monkeypatch.setattr(screening, "_PARSED", screening._ParsedCache(4))
+    qr = build_qr({"id": "cache-1", "answers": {"saddle-anaesthesia": "yes"}})
+
+    first = screen(qr, knowledge, hook_instance="a")
+    second = screen(copy.deepcopy(qr), knowledge, hook_instance="b")
+    assert parser.calls == 1
+    assert topics_of(first.evaluation.cards) == topics_of(second.evaluation.cards)
+    assert first.evaluation.cards[0]["uuid"] != second.evaluation.cards[0]["uuid"]
+
+    changed = build_qr({"id": "cache-1", "answers": {"saddle-anaesthesia": "no"}})
+    third = screen(changed, knowledge, hook_instance="c")
+    assert parser.calls == 2
+    assert "cauda-equina" not in topics_of(third.evaluation.cards)
+
+
+def test_invalid_content_is_never_cached(
+    knowledge: Knowledge, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(screening, "_PARSED", screening._ParsedCache(4))
+    qr = build_qr({"id": "cache-2"})
+    qr["authored"] = "not a date"
+    for _ in range(2):
+        with pytest.raises(fhir.InvalidResource):
+            screen(qr, knowledge, hook_instance="x")
+
+
+def test_cache_is_bounded() -> None:
+    cache = screening._ParsedCache(2)
+    models = [fhir.parse_questionnaire_response(build_qr({"id": f"b{i}"})) for i in range(3)]
+    for index, model in enumerate(models):
+        cache.put(str(index), model)
+    assert cache.get("0") is None
+    assert cache.get("1") is models[1] and cache.get("2") is models[2]
