@@ -26,12 +26,12 @@ import requests
 from bench import audit_bench, cpu, engine_bench, machine, report
 from bench.auth import BenchClient, write_tokens
 from bench.gunicorn_options import describe as describe_gunicorn
-from bench.gunicorn_options import gunicorn_options
 from bench.load import Target, TokenSource, fixed_rate, max_throughput, wrk_available
 from bench.profile_hook import profile
 from bench.servers import Started, start_fhir_endpoint, start_floor, start_service
 from bench.stats import ratio
 from bench.workload import SERVICE_ID, Workload, fhir_resources, realistic_qr, workloads
+from service.server import gunicorn_options
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 

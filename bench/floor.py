@@ -10,11 +10,10 @@ as ``backpain-cds serve``: ``deploy/gunicorn.conf.py``, WEB_CONCURRENCY, GUNICOR
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from flask import Flask, Response, jsonify, request
 
-from bench.gunicorn_options import gunicorn_options
+from service.server import gunicorn_options, run_gunicorn
 
 
 def create_floor_app() -> Flask:
@@ -35,20 +34,7 @@ def create_floor_app() -> Flask:
 
 
 def serve(host: str, port: int, workers: int | None, threads: int | None) -> None:
-    from gunicorn.app.base import BaseApplication
-
-    options = gunicorn_options(host, port, workers, threads)
-
-    class _Floor(BaseApplication):  # type: ignore[misc]
-        def load_config(self) -> None:
-            for key, value in options.items():
-                if key in self.cfg.settings and value is not None:
-                    self.cfg.set(key, value)
-
-        def load(self) -> Any:
-            return create_floor_app()
-
-    _Floor().run()
+    run_gunicorn(gunicorn_options(host, port, workers, threads), create_floor_app)
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Gunicorn settings for ``backpain-cds serve`` (loaded by the CLI; see service/cli.py).
+"""Gunicorn settings for ``backpain-cds serve`` (loaded by service/server.py).
 
 The CLI reads this file, then applies its own options on top: ``--host``/``--port``
 become ``bind``, ``--workers`` (else ``WEB_CONCURRENCY``) ``workers`` and

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import runpy
 import sys
 import uuid
 from pathlib import Path
@@ -12,12 +10,9 @@ from typing import Any
 
 import click
 
-from service import PROJECT_ROOT
 from service.audit.cli import audit_group, db_group
 from service.config import ConfigError, Settings
-
-#: Gunicorn settings file used by ``serve`` unless GUNICORN_CONFIG names another.
-DEFAULT_GUNICORN_CONFIG = PROJECT_ROOT / "deploy" / "gunicorn.conf.py"
+from service.server import gunicorn_options, run_gunicorn
 
 
 def _settings() -> Settings:
@@ -39,8 +34,6 @@ def main() -> None:
 @click.option("--threads", type=int, default=None, help="Default: GUNICORN_THREADS or 4.")
 def serve(host: str, port: int, workers: int | None, threads: int | None) -> None:
     """Run the production server (gunicorn)."""
-    from gunicorn.app.base import BaseApplication
-
     settings = _settings()  # fail fast on bad configuration, before forking
     from service.observability import configure_logging
 
@@ -54,31 +47,12 @@ def serve(host: str, port: int, workers: int | None, threads: int | None) -> Non
     except (ConfigError, ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc
 
-    options: dict[str, Any] = {}
-    config_path = Path(os.environ.get("GUNICORN_CONFIG") or DEFAULT_GUNICORN_CONFIG)
-    if config_path.is_file():
-        loaded = runpy.run_path(str(config_path))
-        options.update({k: v for k, v in loaded.items() if not k.startswith("_")})
-    options["bind"] = [f"{host}:{port}"]
-    options["workers"] = workers or int(
-        os.environ.get("WEB_CONCURRENCY", options.get("workers", 2))
-    )
-    options["threads"] = threads or int(
-        os.environ.get("GUNICORN_THREADS", options.get("threads", 4))
-    )
+    def load() -> Any:
+        from service.app import create_app
 
-    class _Server(BaseApplication):  # type: ignore[misc]
-        def load_config(self) -> None:
-            for key, value in options.items():
-                if key in self.cfg.settings and value is not None:
-                    self.cfg.set(key, value)
+        return create_app(settings)
 
-        def load(self) -> Any:
-            from service.app import create_app
-
-            return create_app(settings)
-
-    _Server().run()
+    run_gunicorn(gunicorn_options(host, port, workers, threads), load)
 
 
 def _load_request(path: Path) -> dict[str, Any]:
