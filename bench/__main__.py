@@ -28,10 +28,11 @@ from bench.auth import BenchClient, write_tokens
 from bench.gunicorn_options import describe as describe_gunicorn
 from bench.load import Target, TokenSource, fixed_rate, max_throughput, wrk_available
 from bench.profile_hook import profile
-from bench.servers import Started, start_fhir_endpoint, start_floor, start_service
+from bench.servers import start_fhir_endpoint, start_floor, start_service
 from bench.stats import ratio
 from bench.workload import SERVICE_ID, Workload, fhir_resources, realistic_qr, workloads
 from service.server import gunicorn_options
+from tests.e2e.server import ServerProcess
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -60,7 +61,9 @@ def log(message: str) -> None:
 # -- HTTP --------------------------------------------------------------------------------
 
 
-def _check_answers(service: Started, workload: Workload, client: BenchClient, alg: str) -> None:
+def _check_answers(
+    service: ServerProcess, workload: Workload, client: BenchClient, alg: str
+) -> None:
     """One call per workload before measuring: it must screen and raise the red flag."""
     url = f"{service.base_url}/cds-services/{SERVICE_ID}"
     token = client.tokens(alg, url, 1)[0]
@@ -110,8 +113,8 @@ def _measure_http(
     plan: Plan,
     client: BenchClient,
     work_dir: Path,
-    floor: Started,
-    service: Started,
+    floor: ServerProcess,
+    service: ServerProcess,
     fhir_base: str,
 ) -> dict[str, Any]:
     path = f"/cds-services/{SERVICE_ID}"
@@ -130,7 +133,7 @@ def _measure_http(
         return floor_pool  # the floor checks no token; same header size, no signing
 
     def closed(
-        name: str, url: str, tokens: TokenSource, expected: float, server: Started
+        name: str, url: str, tokens: TokenSource, expected: float, server: ServerProcess
     ) -> dict[str, Any]:
         log(f"throughput: {name} ...")
         target = Target(name, url, bodies.get(name, bodies["hook"]), None)

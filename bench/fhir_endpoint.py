@@ -22,6 +22,7 @@ def make_handler(store: FakeFhirStore) -> type[Any]:
 
     class Handler(base):  # type: ignore[valid-type,misc]
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body are separate writes
 
         def do_GET(self) -> None:
             if self.path.rstrip("/").endswith("/metadata"):

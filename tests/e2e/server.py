@@ -1,4 +1,8 @@
-"""Start the real service (``backpain-cds serve``, i.e. gunicorn) on a free loopback port."""
+"""Start real server processes on free loopback ports and wait until they answer.
+
+Used by the end-to-end tests (``backpain-cds serve``, i.e. gunicorn) and by the
+benchmarks (the service, the floor app, a FHIR endpoint).
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,16 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
 
 ROOT = Path(__file__).resolve().parents[2]
+
+#: Prefixes of the service's own settings, never inherited from the caller's environment.
+SERVICE_ENV_PREFIXES = ("CDS_", "DATABASE_URL", "CORS_", "AUDIT_", "FHIR_", "MAX_")
 
 
 def free_port() -> int:
@@ -23,12 +30,21 @@ def free_port() -> int:
         return port
 
 
+def clean_env(extra: Mapping[str, str]) -> dict[str, str]:
+    """This environment minus the service's own knobs, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(SERVICE_ENV_PREFIXES)}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
 @dataclass
 class ServerProcess:
     base_url: str
     process: subprocess.Popen[bytes]
     log_path: Path
     env: dict[str, str] = field(default_factory=dict)
+    name: str = "service"
 
     def url(self, path: str) -> str:
         return f"{self.base_url}{path}"
@@ -40,10 +56,54 @@ class ServerProcess:
         if self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(timeout=15)
+                self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=5)
+
+
+def start_process(
+    name: str,
+    args: Sequence[str],
+    port: int,
+    env: Mapping[str, str],
+    log_dir: Path,
+    *,
+    health_path: str = "/healthz",
+    timeout: float = 60.0,
+) -> ServerProcess:
+    """Run ``python <args>`` and wait until ``health_path`` answers 200."""
+    base = f"http://127.0.0.1:{port}"
+    log_path = log_dir / f"{name}-{port}.log"
+    with log_path.open("wb") as log_file:  # the child keeps its own descriptor
+        process = subprocess.Popen(
+            [sys.executable, *args],
+            cwd=ROOT,
+            env=dict(env),
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    server = ServerProcess(base, process, log_path, dict(env), name)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode}:\n{server.log()[-4000:]}")
+        try:
+            if requests.get(base + health_path, timeout=1).status_code == 200:
+                return server
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(
+        f"{name} did not answer {health_path} in {timeout}s:\n{server.log()[-4000:]}"
+    )
+
+
+def serve_args(port: int, workers: int | None = None) -> list[str]:
+    """``backpain-cds serve`` on loopback, as the image runs it (``python -m service.cli``)."""
+    args = ["-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    return [*args, "--workers", str(workers)] if workers else args
 
 
 def start_server(
@@ -51,51 +111,13 @@ def start_server(
 ) -> ServerProcess:
     """Run ``backpain-cds serve`` with ``env`` on top of a clean environment."""
     port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    full_env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("CDS_", "DATABASE_URL", "CORS_", "AUDIT_"))
-    }
-    full_env.update(
+    full_env = clean_env(
         {
-            "CDS_PUBLIC_URL": base,
+            "CDS_PUBLIC_URL": f"http://127.0.0.1:{port}",
             "AUDIT_SPOOL_DIR": str(tmp_dir / "spool"),
-            "PYTHONUNBUFFERED": "1",
+            **env,
         }
     )
-    full_env.update(env)
-    log_path = tmp_dir / f"server-{port}.log"
-    log_file = log_path.open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "service.cli",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-        ],
-        cwd=ROOT,
-        env=full_env,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
+    return start_process(
+        "server", serve_args(port, workers), port, full_env, tmp_dir, timeout=timeout
     )
-    log_file.close()  # the child holds its own descriptor
-    server = ServerProcess(base_url=base, process=process, log_path=log_path, env=full_env)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}:\n{server.log()}")
-        try:
-            if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return server
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    server.stop()
-    raise RuntimeError(f"server did not become healthy in {timeout}s:\n{server.log()}")
