@@ -36,7 +36,15 @@ from service.engine import (
     concepts_of,
     evaluate,
 )
-from service.terminology import LOCAL_SYSTEM, OVERRIDE_REASON_SYSTEM, VALUESET_BASE, Terminology
+from service.terminology import (
+    ICD10CM,
+    LOCAL_SYSTEM,
+    LOINC,
+    OVERRIDE_REASON_SYSTEM,
+    SNOMED,
+    VALUESET_BASE,
+    Terminology,
+)
 
 ResourceValidator = Callable[[Mapping[str, Any], Path], None]
 
@@ -298,6 +306,31 @@ class _Builder:
         return frozenset(raw)
 
 
+_STANDARD_SYSTEMS = frozenset({SNOMED, LOINC, ICD10CM})
+
+
+def _check_standard_codes(
+    node: Any,
+    documented: frozenset[tuple[str, str]],
+    fail: Callable[[str, str], RuleFileError],
+    where: str,
+) -> None:
+    """Every SNOMED CT / LOINC / ICD-10-CM coding a rule emits must be one terminology/
+    documents with its source (the ConceptMap); a wrong code is worse than none."""
+    if isinstance(node, Mapping):
+        system, code = node.get("system"), node.get("code")
+        if system in _STANDARD_SYSTEMS and (system, str(code)) not in documented:
+            raise fail(
+                where,
+                f"{system}|{code} is not documented in terminology/ (ConceptMap, with its source)",
+            )
+        for key, value in node.items():
+            _check_standard_codes(value, documented, fail, f"{where}.{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            _check_standard_codes(value, documented, fail, f"{where}[{index}]")
+
+
 def _load_file(
     path: Path, terminology: Terminology, validate_resource: ResourceValidator | None
 ) -> tuple[str, str, list[Rule]]:
@@ -313,6 +346,7 @@ def _load_file(
         raise RuleFileError(f"{path}: " + "; ".join(_flatten(exc.messages))) from None
     builder = _Builder(terminology, path)
     topics = terminology.topics()
+    documented = frozenset((m.system, m.code) for m in terminology.mappings)
     rules = []
     for i, r in enumerate(data["rules"]):
         where = f"rules[{i}]"
@@ -345,6 +379,12 @@ def _load_file(
             )
         for j, suggestion in enumerate(card["suggestions"]):
             for k, action in enumerate(suggestion["actions"]):
+                _check_standard_codes(
+                    action.get("resource"),
+                    documented,
+                    builder.fail,
+                    f"{where}.card.suggestions[{j}].actions[{k}].resource",
+                )
                 if validate_resource is not None:
                     try:
                         validate_resource(action["resource"], path)

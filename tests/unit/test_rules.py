@@ -12,7 +12,7 @@ from service import PROJECT_ROOT
 from service.fhir import validate_resource
 from service.rules import RuleFileError, load_ruleset
 from service.screening import Knowledge
-from service.terminology import Terminology
+from service.terminology import ICD10CM, SNOMED, Terminology
 
 RULES = PROJECT_ROOT / "rules"
 FAMILIES = {
@@ -38,13 +38,32 @@ def test_one_file_per_family_and_all_topics(knowledge: Knowledge) -> None:
     assert {r.topic for r in knowledge.ruleset.rules} == set(knowledge.terminology.topics())
 
 
-def test_standard_codes_in_rules_are_from_the_checked_table() -> None:
-    checked = {"306254002", "308447003", "192970008"}
+def test_standard_codes_in_rules_are_documented_with_their_source(
+    terminology: Terminology,
+) -> None:
+    documented = {(m.system, m.code): m for m in terminology.mappings}
+    seen = 0
     for path in RULES.glob("*.yaml"):
         text = yaml.safe_load(path.read_text())
         for coding in _codings(text):
-            if coding.get("system") == "http://snomed.info/sct":
-                assert coding["code"] in checked, (path, coding)
+            if coding.get("system") in {SNOMED, "http://loinc.org", ICD10CM}:
+                mapping = documented.get((coding["system"], coding["code"]))
+                assert mapping is not None, (path, coding)
+                assert mapping.source and coding.get("display") == mapping.display, coding
+                seen += 1
+    assert seen >= 2
+
+
+def test_an_undocumented_standard_code_in_a_rule_stops_loading(
+    tmp_path: Path, terminology: Terminology
+) -> None:
+    def edit(data: dict) -> None:  # type: ignore[type-arg]
+        action = data["rules"][0]["card"]["suggestions"][0]["actions"][0]
+        action["resource"]["code"]["coding"][0]["code"] = "89362005"
+
+    broken = _broken(tmp_path, "cauda-equina.yaml", edit)
+    with pytest.raises(RuleFileError, match=r"cauda-equina\.yaml.*suggestions\[0\].*89362005"):
+        load_ruleset(broken, terminology)
 
 
 def _codings(node: object) -> list[dict]:

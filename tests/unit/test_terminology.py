@@ -43,6 +43,7 @@ CHECKED_SNOMED = {
     "102568007": False, "6077001": False, "386661006": False, "267024001": False,
     "422868009": False, "266987004": False, "370388006": False, "228388006": False,
     "279039007": False, "128196005": False, "20021007": False, "37822005": False,
+    "306254002": True, "308447003": True,  # referrals (procedures), marked likely
 }  # fmt: skip
 CHECKED_ICD = {
     "G83.4", "R32", "R33.9", "R39.11", "R15.9", "R37", "M54.30", "M54.40", "R20.0", "R20.2",
