@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import uuid
@@ -39,32 +40,29 @@ def fired_rules_json(rules: tuple[FiredRule, ...]) -> list[dict[str, Any]]:
     ]
 
 
+#: InvocationRecord fields stored as they are (everything but the nested tuples).
+_PLAIN_FIELDS = tuple(
+    f.name for f in dataclasses.fields(InvocationRecord) if f.name not in {"fired_rules", "cards"}
+)
+
+
+def invocation_columns(record: InvocationRecord) -> dict[str, Any]:
+    """The invocation row's values (native types); issued cards are rows of their own."""
+    columns = {name: getattr(record, name) for name in _PLAIN_FIELDS}
+    columns["fired_rules"] = fired_rules_json(record.fired_rules)
+    return columns
+
+
 def invocation_to_dict(record: InvocationRecord) -> dict[str, Any]:
+    """JSON-ready: the spool's encoding of a record."""
     return {
+        **invocation_columns(record),
         "id": str(record.id),
         "occurred_at": record.occurred_at.isoformat(),
-        "http_status": record.http_status,
-        "latency_ms": record.latency_ms,
-        "service_id": record.service_id,
-        "hook": record.hook,
-        "hook_instance": record.hook_instance,
-        "client_iss": record.client_iss,
-        "tenant": record.tenant,
-        "patient_ref": record.patient_ref,
-        "encounter_ref": record.encounter_ref,
-        "qr_id": record.qr_id,
-        "qr_version": record.qr_version,
-        "qr_sha256": record.qr_sha256,
-        "questionnaire": record.questionnaire,
-        "rules_version": record.rules_version,
-        "qr_source": record.qr_source,
-        "fired_rules": fired_rules_json(record.fired_rules),
         "cards": [
             {"uuid": c.uuid, "rule_id": c.rule_id, "indicator": c.indicator, "topic": c.topic}
             for c in record.cards
         ],
-        "error_code": record.error_code,
-        "error_detail": record.error_detail,
     }
 
 

@@ -62,30 +62,8 @@ def without_nul(value: Any) -> Any:
 
 
 def invocation_row(record: InvocationRecord) -> dict[str, Any]:
-    row = {
-        "id": record.id,
-        "occurred_at": record.occurred_at,
-        "http_status": record.http_status,
-        "latency_ms": record.latency_ms,
-        "service_id": record.service_id,
-        "hook": record.hook,
-        "hook_instance": record.hook_instance,
-        "client_iss": record.client_iss,
-        "tenant": record.tenant,
-        "patient_ref": record.patient_ref,
-        "encounter_ref": record.encounter_ref,
-        "qr_id": record.qr_id,
-        "qr_version": record.qr_version,
-        "qr_sha256": record.qr_sha256,
-        "questionnaire": record.questionnaire,
-        "rules_version": record.rules_version,
-        "qr_source": record.qr_source,
-        "fired_rules": codec.fired_rules_json(record.fired_rules),
-        "error_code": record.error_code,
-        "error_detail": record.error_detail,
-    }
-    result: dict[str, Any] = without_nul(row)
-    return result
+    row: dict[str, Any] = without_nul(codec.invocation_columns(record))
+    return row
 
 
 def card_rows(record: InvocationRecord) -> list[dict[str, Any]]:
