@@ -49,6 +49,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from service.config import Settings
+from service.http.auditing import is_audited
 from service.http.runtime import EXTENSION_KEY
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -332,15 +333,11 @@ def _service_label(known: Mapping[str, Any]) -> str:
     return "unknown" if service_id is not None else ""
 
 
-def _audited() -> bool:
-    return request.method == "POST" and request.path.startswith("/cds-services/")
-
-
 def summarize(response: Response, latency_ms: float, known: Mapping[str, Any]) -> RequestSummary:
     findings = _findings()
     problem = g.get("problem")
     hook = g.get("hook")
-    invocation = g.get("invocation_id") if _audited() else None
+    invocation = g.get("invocation_id") if is_audited() else None
     return RequestSummary(
         method=request.method,
         path=request.path[:_MAX_PATH],

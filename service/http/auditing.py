@@ -17,7 +17,8 @@ from service.hooks import HookResult
 from service.http.runtime import runtime
 
 
-def _is_audited() -> bool:
+def is_audited() -> bool:
+    """Whether this request leaves an audit record (every POST under /cds-services/)."""
     return request.method == "POST" and request.path.startswith("/cds-services/")
 
 
@@ -84,7 +85,7 @@ def install(app: Flask) -> None:
 
     @app.after_request
     def _audit(response: Response) -> Response:
-        if _is_audited():
+        if is_audited():
             latency_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
             runtime().audit.record_invocation(build_record(response, latency_ms))
         return response
