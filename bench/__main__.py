@@ -31,7 +31,8 @@ from bench.profile_hook import profile
 from bench.servers import start_fhir_endpoint, start_floor, start_service
 from bench.stats import ratio
 from bench.workload import SERVICE_ID, Workload, fhir_resources, realistic_qr, workloads
-from service.server import gunicorn_options
+from service.config import Settings
+from service.http.server import gunicorn_options
 from tests.e2e.server import ServerProcess
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -124,7 +125,7 @@ def _measure_http(
         _check_answers(service, workload, client, plan.alg)
     bodies = {w.name: w.write(work_dir) for w in loads}
     titles = {w.name: w.title for w in loads}
-    options = gunicorn_options("127.0.0.1", 0)
+    options = gunicorn_options(Settings.from_env(), "127.0.0.1", 0)
     connections = 2 * int(options["workers"]) * int(options["threads"])
     fresh = _token_source(client, plan.alg, service_url, work_dir)
     floor_pool = write_tokens(client.tokens(plan.alg, floor_url, 500), work_dir / "floor.txt")

@@ -166,8 +166,8 @@ def never_seen(qr: Mapping[str, Any]) -> dict[str, Any]:
 
 def qr_growth(base_qr: Mapping[str, Any]) -> dict[str, Any]:
     from service.app import load_knowledge
+    from service.cds.screen import screen
     from service.config import Settings
-    from service.screening import screen
 
     knowledge = load_knowledge(Settings())
     points = []
@@ -201,13 +201,14 @@ def screen_phases(qr: Mapping[str, Any]) -> dict[str, float]:
     """Microseconds per phase of ``screen()`` for this QR (bundled form, no fetch)."""
     from service import fhir
     from service.app import load_knowledge
+    from service.cds.screen import canonical_sha256, screen
     from service.config import Settings
-    from service.screening import canonical_sha256, screen
 
     knowledge = load_knowledge(Settings())
     parsed = fhir.parse_questionnaire_response(qr)
     questionnaire, _ = fhir.resolve_questionnaire(parsed, knowledge.library, None)
-    facts = fhir.extract_facts(parsed, questionnaire, vocabulary=knowledge.vocabulary)
+    form = knowledge.library.index_of(questionnaire) if questionnaire is not None else None
+    facts = fhir.extract_facts(parsed, form, knowledge.vocabulary)
     return {
         "count_items": per_call_us(lambda: fhir.count_items(qr, 2000)),
         "parse (fhir.resources)": per_call_us(lambda: fhir.parse_questionnaire_response(qr)),
@@ -215,7 +216,7 @@ def screen_phases(qr: Mapping[str, Any]) -> dict[str, float]:
             lambda: fhir.resolve_questionnaire(parsed, knowledge.library, None)
         ),
         "extract facts": per_call_us(
-            lambda: fhir.extract_facts(parsed, questionnaire, vocabulary=knowledge.vocabulary)
+            lambda: fhir.extract_facts(parsed, form, knowledge.vocabulary)
         ),
         "evaluate rules": per_call_us(
             lambda: evaluate(knowledge.ruleset, facts, hook_instance=HOOK_INSTANCE)

@@ -1,16 +1,16 @@
 """Settings: one frozen object, read from the environment once.
 
 Every knob is documented in README.md ("Configuration"). Nothing else in the
-package reads ``os.environ``.
+package reads ``os.environ`` (prometheus-client reads its own
+``PROMETHEUS_MULTIPROC_DIR`` at import; the service reads it here too).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from service import PROJECT_ROOT
 
@@ -42,6 +42,10 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> i
     if value < minimum:
         raise ConfigError(f"{name}: must be at least {minimum}, got {value}")
     return value
+
+
+def _optional_int(env: Mapping[str, str], name: str) -> int | None:
+    return _int(env, name, 0) if env.get(name) else None
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -98,8 +102,12 @@ class Settings:
     questionnaires_dir: Path = PROJECT_ROOT / "questionnaires"
     terminology_dir: Path = PROJECT_ROOT / "terminology"
     log_level: str = "INFO"
-    #: Free-form extras for tests; never read from the environment.
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    #: gunicorn: settings file, worker processes, threads per worker (None: the file's).
+    gunicorn_config: Path = PROJECT_ROOT / "deploy" / "gunicorn.conf.py"
+    web_concurrency: int | None = None
+    gunicorn_threads: int | None = None
+    #: prometheus-client's multi-process directory (several gunicorn workers).
+    prometheus_multiproc_dir: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -127,7 +135,8 @@ class Settings:
             questionnaires_dir=_path(env, "QUESTIONNAIRES_DIR", base.questionnaires_dir),
             terminology_dir=_path(env, "TERMINOLOGY_DIR", base.terminology_dir),
             log_level=(env.get("LOG_LEVEL") or base.log_level).upper(),
+            gunicorn_config=_path(env, "GUNICORN_CONFIG", base.gunicorn_config),
+            web_concurrency=_optional_int(env, "WEB_CONCURRENCY"),
+            gunicorn_threads=_optional_int(env, "GUNICORN_THREADS"),
+            prometheus_multiproc_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
         )
-
-    def with_(self, **changes: Any) -> Settings:
-        return replace(self, **changes)

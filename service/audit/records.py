@@ -69,6 +69,10 @@ class FeedbackRecord:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+class FeedbackRefused(ValueError):
+    """The audit store refused feedback for its content (e.g. a card it never issued)."""
+
+
 class AuditUnavailable(RuntimeError):
     """The database cannot answer a question that needs it (not a write)."""
 

@@ -22,17 +22,18 @@ from sqlalchemy.sql.dml import ReturningInsert
 from service.audit import codec
 from service.audit.db import make_engine
 from service.audit.models import UtcDateTime, card_feedback, invocation, issued_card, used_jti
-from service.audit.records import AuditUnavailable, FeedbackRecord, InvocationRecord
+from service.audit.records import (
+    AuditUnavailable,
+    FeedbackRecord,
+    FeedbackRefused,
+    InvocationRecord,
+)
 from service.audit.spool import Spool, SpoolEntry, SpoolError
 from service.config import Settings
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-
-
-class FeedbackRefused(ValueError):
-    """The database refused feedback for its content (e.g. a card it never issued)."""
 
 
 def utc_now() -> datetime:

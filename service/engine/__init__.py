@@ -3,6 +3,7 @@
 Imports only the standard library: no clock, no random uuids, no I/O.
 """
 
+from service.engine.cards import CARD_NAMESPACE, card_uuid, evaluate, render
 from service.engine.conditions import (
     PREDICATES,
     All,
@@ -14,7 +15,7 @@ from service.engine.conditions import (
     check,
     concepts_of,
 )
-from service.engine.evaluate import CARD_NAMESPACE, card_uuid, evaluate
+from service.engine.evaluate import Decision, TopicGroup, decide
 from service.engine.model import (
     INDICATOR_RANK,
     INDICATORS,
@@ -45,6 +46,7 @@ __all__ = [
     "AnyOf",
     "CardTemplate",
     "Condition",
+    "Decision",
     "Evaluation",
     "Facts",
     "Finding",
@@ -55,8 +57,11 @@ __all__ = [
     "Rule",
     "RuleSet",
     "Section",
+    "TopicGroup",
     "card_uuid",
     "check",
     "concepts_of",
+    "decide",
     "evaluate",
+    "render",
 ]

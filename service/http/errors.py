@@ -10,8 +10,10 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from flask import Flask, Response, g, jsonify
+from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
+
+from service.http.trace import current_or_none
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +65,9 @@ def operation_outcome(
 
 def error_response(problem: Problem) -> Response:
     """The single place that renders an error body."""
-    g.problem = problem  # read by the audit and the request log
+    trace = current_or_none()
+    if trace is not None:
+        trace.problem = problem  # read by the audit and the request log
     response = jsonify(operation_outcome(problem.code, problem.diagnostics, problem.expression))
     response.status_code = problem.status
     response.mimetype = "application/fhir+json"

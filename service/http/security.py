@@ -33,13 +33,14 @@ import jwt
 import requests
 from cryptography.hazmat.primitives.asymmetric.ec import SECP384R1, EllipticCurvePublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
-from flask import Flask, g, request
+from flask import Flask, request
 from flask_cors import CORS
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from service.audit.records import AuditUnavailable
 from service.config import ConfigError, Settings
 from service.http.errors import Problem, unauthorized
+from service.http.trace import RequestTrace
 
 log = logging.getLogger(__name__)
 
@@ -483,7 +484,7 @@ def build_verifier(settings: Settings, jti_store: JtiStore) -> TokenVerifier:
     )
 
 
-def _authenticate(verifier: TokenVerifier, public_url: str) -> None:
+def _authenticate(verifier: TokenVerifier, public_url: str, trace: RequestTrace) -> None:
     token = bearer_token(request.headers.get("Authorization"))
     if token is None:
         log.info("401 %s %s: no bearer token", request.method, request.path)
@@ -496,8 +497,8 @@ def _authenticate(verifier: TokenVerifier, public_url: str) -> None:
     except AuditUnavailable as exc:
         log.warning("replay store unavailable: %s", exc)
         raise Problem(503, "Authentication temporarily unavailable; retry later") from None
-    g.client_iss = client.iss
-    g.tenant = client.tenant
+    trace.client_iss = client.iss
+    trace.tenant = client.tenant
 
 
 def cors_origins(origins: Iterable[str]) -> list[str]:
@@ -539,14 +540,16 @@ def check_settings(settings: Settings) -> None:
         load_trusted_issuers(_issuers_file(settings))
 
 
-def install(app: Flask, settings: Settings, audit: JtiStore) -> None:
-    """JWT authentication on /cds-services (when CDS_AUTH is on) and CORS."""
-    install_cors(app, settings.cors_origins)
+def authentication_gate(
+    settings: Settings, jti_store: JtiStore
+) -> Callable[[RequestTrace], None] | None:
+    """The request gate checking client JWTs on /cds-services (None while CDS_AUTH is off)."""
     if not settings.auth_enabled:
-        return
-    verifier = build_verifier(settings, audit)
+        return None
+    verifier = build_verifier(settings, jti_store)
 
-    @app.before_request
-    def _require_client_jwt() -> None:
-        if needs_authentication(request.method, request.path):
-            _authenticate(verifier, settings.public_url)
+    def require_client_jwt(trace: RequestTrace) -> None:
+        if needs_authentication(trace.method, trace.path):
+            _authenticate(verifier, settings.public_url, trace)
+
+    return require_client_jwt

@@ -12,7 +12,7 @@ if str(TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(TESTS_DIR))  # for ``import casekit``
 
 from service import PROJECT_ROOT  # noqa: E402
-from service.screening import Knowledge  # noqa: E402
+from service.knowledge import Knowledge  # noqa: E402
 
 
 @pytest.fixture(scope="session")

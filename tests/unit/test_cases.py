@@ -1,11 +1,12 @@
-"""Every clinical vignette in tests/cases/*.yaml, through service.screening.screen."""
+"""Every clinical vignette in tests/cases/*.yaml, through service.cds.screen.screen."""
 
 from __future__ import annotations
 
 import pytest
 from casekit import Case, indicators_of, load_cases, topics_of
 
-from service.screening import Knowledge, screen
+from service.cds.screen import screen
+from service.knowledge import Knowledge
 
 CASES = load_cases()
 CES = (

@@ -10,9 +10,10 @@ import yaml
 
 from service import PROJECT_ROOT
 from service.fhir import validate_resource
-from service.rules import RuleFileError, load_ruleset
-from service.screening import Knowledge
-from service.terminology import ICD10CM, SNOMED, Terminology
+from service.knowledge import Knowledge
+from service.knowledge.rule_files import load_ruleset
+from service.knowledge.rule_schema import RuleFileError
+from service.knowledge.terminology import ICD10CM, SNOMED, Terminology
 
 RULES = PROJECT_ROOT / "rules"
 FAMILIES = {

@@ -9,213 +9,39 @@ stops start-up with a ``RuleFileError`` naming the file and the field.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError
 
 from service.engine import (
     INDICATOR_RANK,
-    NO,
     PREDICATES,
-    YES,
     All,
-    Answer,
     AnyOf,
     CardTemplate,
     Condition,
-    Facts,
     Not,
     Predicate,
     Rule,
     RuleSet,
     Section,
     concepts_of,
-    evaluate,
 )
-from service.terminology import (
+from service.knowledge.rule_schema import RuleFileError, RuleFileSchema, flatten_messages
+from service.knowledge.safety import check_safety
+from service.knowledge.terminology import (
     ICD10CM,
     LOCAL_SYSTEM,
     LOINC,
     OVERRIDE_REASON_SYSTEM,
     SNOMED,
-    VALUESET_BASE,
     Terminology,
 )
 
 ResourceValidator = Callable[[Mapping[str, Any], Path], None]
-
-_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
-_ALLOWED_PLACEHOLDERS = frozenset({"evidence", "rule", "missing", "notes", "sections"})
-_REQUIRED_PLACEHOLDERS = ("evidence", "rule")
-_VERSION = r"^\d+\.\d+\.\d+$"
-
-
-class RuleFileError(ValueError):
-    """A rule file is wrong; the message names the file and the field."""
-
-
-# ---------------------------------------------------------------- schemas
-
-
-class _ConditionField(fields.Field[Any]):
-    """A condition tree, checked for shape here; concepts are resolved later."""
-
-    def _deserialize(
-        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
-    ) -> Any:
-        _check_condition_shape(value, "")
-        return value
-
-
-def _check_condition_shape(value: Any, where: str) -> None:
-    if not isinstance(value, Mapping) or len(value) != 1:
-        raise ValidationError(
-            f"{where or 'condition'}: expected a mapping with exactly one key "
-            f"(all, any, not, or one of {sorted(PREDICATES)})"
-        )
-    ((key, arg),) = value.items()
-    if key in {"all", "any"}:
-        if not isinstance(arg, list) or not arg:
-            raise ValidationError(f"{where}{key}: expected a non-empty list of conditions")
-        for i, child in enumerate(arg):
-            _check_condition_shape(child, f"{where}{key}[{i}].")
-    elif key == "not":
-        _check_condition_shape(arg, f"{where}not.")
-    elif key not in PREDICATES:
-        raise ValidationError(f"{where}{key}: unknown predicate; known: {sorted(PREDICATES)}")
-
-
-class _LinkSchema(Schema):
-    class Meta:
-        unknown = RAISE
-
-    label = fields.String(required=True, validate=validate.Length(min=1))
-    url = fields.Url(required=True, schemes={"https"})
-    type = fields.String(load_default="absolute", validate=validate.OneOf(["absolute"]))
-
-
-class _ActionSchema(Schema):
-    class Meta:
-        unknown = RAISE
-
-    type = fields.String(required=True, validate=validate.OneOf(["create", "update", "delete"]))
-    description = fields.String(required=True, validate=validate.Length(min=1))
-    resource = fields.Dict(required=True)
-
-
-class _SuggestionSchema(Schema):
-    class Meta:
-        unknown = RAISE
-
-    id = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9-]+$"))
-    label = fields.String(required=True, validate=validate.Length(min=1, max=139))
-    isRecommended = fields.Boolean(load_default=False)
-    actions = fields.List(fields.Nested(_ActionSchema), required=True, validate=validate.Length(1))
-
-
-class _SectionSchema(Schema):
-    class Meta:
-        unknown = RAISE
-
-    when = _ConditionField(required=True)
-    text = fields.String(required=True, validate=validate.Length(min=1))
-
-
-class _SourceSchema(Schema):
-    class Meta:
-        unknown = RAISE
-
-    url = fields.Url(required=True, schemes={"https"})
-
-
-class _CardSchema(Schema):
-    class Meta:
-        unknown = RAISE
-
-    summary = fields.String(required=True, validate=validate.Length(min=1, max=139))
-    detail = fields.String(required=True, validate=validate.Length(min=1))
-    source = fields.Nested(_SourceSchema, required=True)
-    links = fields.List(fields.Nested(_LinkSchema), load_default=list)
-    suggestions = fields.List(fields.Nested(_SuggestionSchema), load_default=list)
-    selectionBehavior = fields.String(
-        load_default=None, validate=validate.OneOf(["at-most-one", "any"])
-    )
-    overrideReasons = fields.List(fields.String(), load_default=list)
-    sections = fields.List(fields.Nested(_SectionSchema), load_default=list)
-
-    @validates_schema
-    def _placeholders(self, data: Mapping[str, Any], **kwargs: Any) -> None:
-        found = set(_PLACEHOLDER.findall(data["detail"]))
-        unknown = found - _ALLOWED_PLACEHOLDERS
-        if unknown:
-            raise ValidationError(
-                f"unknown placeholder(s) {sorted(unknown)}; "
-                f"allowed: {sorted(_ALLOWED_PLACEHOLDERS)}",
-                "detail",
-            )
-        missing = [p for p in _REQUIRED_PLACEHOLDERS if p not in found]
-        if missing:
-            raise ValidationError(f"missing placeholder(s) {missing}", "detail")
-        if data.get("sections") and "sections" not in found:
-            raise ValidationError("sections are given but {sections} is not in detail", "detail")
-
-
-class _RuleSchema(Schema):
-    class Meta:
-        unknown = RAISE
-
-    id = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9][a-z0-9-]*$"))
-    version = fields.String(required=True, validate=validate.Regexp(_VERSION))
-    topic = fields.String(required=True)
-    indicator = fields.String(required=True, validate=validate.OneOf(list(INDICATOR_RANK)))
-    priority = fields.Integer(load_default=100, validate=validate.Range(min=0))
-    self_care = fields.Boolean(load_default=False)
-    concepts = fields.List(fields.String(), required=True, validate=validate.Length(1))
-    when = _ConditionField(required=True)
-    card = fields.Nested(_CardSchema, required=True)
-
-    @validates_schema
-    def _self_care_is_info(self, data: Mapping[str, Any], **kwargs: Any) -> None:
-        if data.get("self_care") and data.get("indicator") != "info":
-            raise ValidationError("a self-care rule must be indicator info", "indicator")
-        if data.get("indicator") in {"critical", "warning"} and not data["card"].get(
-            "overrideReasons"
-        ):
-            raise ValidationError("critical and warning cards need overrideReasons", "card")
-
-
-class _RuleFileSchema(Schema):
-    class Meta:
-        unknown = RAISE
-
-    ruleset = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9-]+$"))
-    version = fields.String(required=True, validate=validate.Regexp(_VERSION))
-    family = fields.String(required=True)
-    description = fields.String(load_default="")
-    rules = fields.List(fields.Nested(_RuleSchema), required=True, validate=validate.Length(1))
-
-
-def _flatten(messages: Any, prefix: str = "") -> list[str]:
-    if isinstance(messages, Mapping):
-        out: list[str] = []
-        for key, value in messages.items():
-            name = f"[{key}]" if isinstance(key, int) else (f".{key}" if prefix else str(key))
-            if key == "_schema":
-                name = ""
-            out.extend(_flatten(value, prefix + name))
-        return out
-    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
-        return [f"{prefix or '(file)'}: {' '.join(messages)}"]
-    if isinstance(messages, list):
-        return [line for m in messages for line in _flatten(m, prefix)]
-    return [f"{prefix or '(file)'}: {messages}"]
-
-
-# ---------------------------------------------------------------- building
 
 
 class _Builder:
@@ -341,9 +167,9 @@ def _load_file(
     if not isinstance(raw, Mapping):
         raise RuleFileError(f"{path}: (file): expected a mapping at the top level")
     try:
-        data = _RuleFileSchema().load(raw)
+        data = RuleFileSchema().load(raw)
     except ValidationError as exc:
-        raise RuleFileError(f"{path}: " + "; ".join(_flatten(exc.messages))) from None
+        raise RuleFileError(f"{path}: " + "; ".join(flatten_messages(exc.messages))) from None
     builder = _Builder(terminology, path)
     topics = terminology.topics()
     documented = frozenset((m.system, m.code) for m in terminology.mappings)
@@ -453,47 +279,3 @@ def load_ruleset(
     )
     check_safety(ruleset, terminology)
     return ruleset
-
-
-# ---------------------------------------------------------------- safety checks
-
-
-def clean_answers(terminology: Terminology) -> dict[str, Answer]:
-    """A screen with every question answered in its least alarming way."""
-    answers: dict[str, Answer] = {}
-    for code, concept in terminology.questions().items():
-        value: str | int
-        if concept.answer_type == "yes-no-unknown":
-            value = NO
-        elif concept.answer_type in {"choice", "ordered-choice"}:
-            value = terminology.choices_of(code)[0]
-        else:
-            value = 0
-        answers[code] = Answer(code, value, code, concept.definition, None, str(value))
-    return answers
-
-
-def check_safety(ruleset: RuleSet, terminology: Terminology) -> None:
-    """Invariants of CLINICAL.md, checked against the loaded rules at start-up."""
-    base = clean_answers(terminology)
-    clean = evaluate(ruleset, Facts(base, frozenset(), True), hook_instance="safety-check")
-    alarming = [c["source"]["topic"]["code"] for c in clean.cards if c["indicator"] != "info"]
-    if alarming:
-        raise RuleFileError(f"safety check: a clean screen yields {alarming}")
-    ces = terminology.value_sets.get(VALUESET_BASE + "cauda-equina", frozenset())
-    if not ces:
-        raise RuleFileError("safety check: ValueSet cauda-equina is missing or empty")
-    for concept in sorted(ces):
-        answers = dict(base)
-        answers[concept] = Answer(concept, YES, concept, concept, None, "Yes")
-        result = evaluate(ruleset, Facts(answers, frozenset(), True), hook_instance="safety-check")
-        if not result.cards or result.cards[0]["indicator"] != "critical":
-            raise RuleFileError(
-                f"safety check: {concept} = Yes alone does not yield a critical card"
-            )
-    screen = terminology.value_sets.get(VALUESET_BASE + "red-flag-screen", frozenset())
-    for concept in sorted(screen):
-        answers = {k: v for k, v in base.items() if k != concept}
-        result = evaluate(ruleset, Facts(answers, frozenset(), True), hook_instance="safety-check")
-        if "screen-incomplete" not in {c["source"]["topic"]["code"] for c in result.cards}:
-            raise RuleFileError(f"safety check: {concept} unanswered does not say so")

@@ -3,7 +3,7 @@
 Loading checks the files against each other (every ValueSet and ConceptMap
 code exists in the local CodeSystem, every standard code names its source);
 FHIR-level validation is done by the caller-supplied ``validate`` (see
-``service.fhir.validate_resource``), so this module needs no FHIR library.
+``service.fhir.validate_resource``).
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from service.fhir.vocabulary import Vocabulary
 
 BASE_URL = "https://fhir.backpain-cds.dev"
 LOCAL_SYSTEM = f"{BASE_URL}/CodeSystem/backpain-cds"
@@ -24,7 +26,6 @@ MAPPING_EVIDENCE_EXT = f"{BASE_URL}/StructureDefinition/mapping-evidence"
 SNOMED = "http://snomed.info/sct"
 LOINC = "http://loinc.org"
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
-UCUM = "http://unitsofmeasure.org"
 
 #: Yes / No / Unknown answer codes (LOINC answer list and SNOMED qualifier values).
 YES_CODES = frozenset({(LOINC, "LA33-6"), (SNOMED, "373066001")})
@@ -121,6 +122,22 @@ class Terminology:
         """The answer codes of a choice question, least alarming first."""
         answers = [c for c in self.concepts.values() if c.answer_of == concept]
         return tuple(c.code for c in sorted(answers, key=lambda c: c.rank or 0))
+
+    def vocabulary(self) -> Vocabulary:
+        """The look-up tables the FHIR adapter reads answers with."""
+        concepts = self.concepts.values()
+        return Vocabulary(
+            local_system=LOCAL_SYSTEM,
+            answer_types={c.code: c.answer_type or "" for c in concepts if c.kind == "question"},
+            answer_of={c.code: c.answer_of for c in concepts if c.answer_of},
+            ranks={c.code: c.rank or 0 for c in concepts if c.kind == "answer"},
+            displays={c.code: c.display for c in concepts},
+            definitions={c.code: c.definition for c in concepts},
+            by_standard=self.by_standard,
+            yes_codes=YES_CODES,
+            no_codes=NO_CODES,
+            unknown_codes=UNKNOWN_CODES,
+        )
 
     def expand(self, value_set: str) -> frozenset[str]:
         try:

@@ -1,36 +1,34 @@
 """Running a WSGI app under gunicorn with the service's settings.
 
-One place computes the gunicorn options (``deploy/gunicorn.conf.py``, then the
-environment, then the command line), so ``backpain-cds serve`` and the
-benchmark's floor app run under exactly the same server configuration.
+One place computes the gunicorn options (the settings file, then the
+environment through ``Settings``, then the command line), so
+``backpain-cds serve`` and the benchmark's floor app run under exactly the
+same server configuration.
 """
 
 from __future__ import annotations
 
-import os
 import runpy
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from service import PROJECT_ROOT
-
-#: Gunicorn settings file used unless GUNICORN_CONFIG names another.
-DEFAULT_GUNICORN_CONFIG = PROJECT_ROOT / "deploy" / "gunicorn.conf.py"
+from service.config import Settings
 
 
 def gunicorn_options(
-    host: str, port: int, workers: int | None = None, threads: int | None = None
+    settings: Settings,
+    host: str,
+    port: int,
+    workers: int | None = None,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     options: dict[str, Any] = {}
-    config_path = Path(os.environ.get("GUNICORN_CONFIG") or DEFAULT_GUNICORN_CONFIG)
-    if config_path.is_file():
-        loaded = runpy.run_path(str(config_path))
+    if settings.gunicorn_config.is_file():
+        loaded = runpy.run_path(str(settings.gunicorn_config))
         options.update({k: v for k, v in loaded.items() if not k.startswith("_")})
     options["bind"] = [f"{host}:{port}"]
-    env = os.environ
-    options["workers"] = workers or int(env.get("WEB_CONCURRENCY", options.get("workers", 2)))
-    options["threads"] = threads or int(env.get("GUNICORN_THREADS", options.get("threads", 4)))
+    options["workers"] = workers or settings.web_concurrency or options.get("workers", 2)
+    options["threads"] = threads or settings.gunicorn_threads or options.get("threads", 4)
     return options
 
 

@@ -1,0 +1,82 @@
+"""The hook call use case: a validated CDS Hooks request in, cards out.
+
+Knows nothing of Flask or SQL. Its collaborators (the screener and the client's
+FHIR server) are passed in, so tests hand it small fakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from service.cds.catalogue import CdsService, build_catalogue
+from service.cds.errors import BadRequest, QuestionnaireResponseInvalid
+from service.cds.locate import FhirSource, locate
+from service.cds.screen import Screener, Screening
+from service.fhir import InvalidResource
+
+
+@dataclass(frozen=True)
+class HookResult:
+    response: dict[str, Any]
+    screening: Screening
+    qr_source: str
+
+
+class HookHandler:
+    def __init__(self, screener: Screener, fhir: FhirSource) -> None:
+        self.screener = screener
+        self.knowledge = screener.knowledge
+        self.fhir = fhir
+        self.catalogue = build_catalogue(self.knowledge.library.intake_canonical)
+        self.services = {service.id: service for service in self.catalogue}
+
+    def handle(self, service: CdsService, request: Mapping[str, Any]) -> HookResult:
+        if request["hook"] != service.hook:
+            raise BadRequest(
+                f"service {service.id} answers hook '{service.hook}', not '{request['hook']}'",
+                "hook",
+            )
+        context = request["context"]
+        missing = [name for name in service.required_context if context.get(name) in (None, "")]
+        if missing:
+            raise BadRequest(
+                f"context lacks {', '.join(missing)} (required for hook {service.hook})",
+                f"context.{missing[0]}",
+            )
+        qr, source = locate(request, self.fhir, self.knowledge.library.intake_canonical)
+        check_subject(qr, context)
+        server = request.get("fhirServer")
+        token = (request.get("fhirAuthorization") or {}).get("access_token")
+
+        def fetch(canonical: str) -> dict[str, Any] | None:
+            return self.fhir.questionnaire(server, canonical, token) if server else None
+
+        try:
+            screening = self.screener.screen(
+                qr, hook_instance=str(request["hookInstance"]), fetch_questionnaire=fetch
+            )
+        except InvalidResource as exc:
+            raise QuestionnaireResponseInvalid(exc.message, exc.expression) from exc
+        return HookResult(
+            response={"cards": list(screening.evaluation.cards)},
+            screening=screening,
+            qr_source=source,
+        )
+
+
+def check_subject(qr: Mapping[str, Any], context: Mapping[str, Any]) -> None:
+    """Refuse to screen one patient's answers in another patient's chart."""
+    patient = context.get("patientId")
+    subject = qr.get("subject")
+    if not (isinstance(patient, str) and isinstance(subject, Mapping)):
+        return
+    reference = subject.get("reference")
+    if not (isinstance(reference, str) and reference.startswith("Patient/")):
+        return
+    if reference.removeprefix("Patient/").split("/_history")[0] != patient:
+        raise QuestionnaireResponseInvalid(
+            "QuestionnaireResponse.subject is not context.patientId",
+            ("QuestionnaireResponse.subject",),
+        )
