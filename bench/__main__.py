@@ -33,7 +33,7 @@ from bench.stats import ratio
 from bench.workload import SERVICE_ID, Workload, fhir_resources, realistic_qr, workloads
 from service.config import Settings
 from service.http.server import gunicorn_options
-from tests.e2e.server import ServerProcess
+from testkit.server import ServerProcess
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     if not wrk_available():
         log("wrk not found (apt-get install wrk): throughput uses the Python generator")
 
-    from tests.pg import DatabaseFactory, postgres_server
+    from testkit.pg import DatabaseFactory, postgres_server
 
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from tests.e2e.server import (
+from testkit.server import (
     ServerProcess,
     clean_env,
     free_port,

@@ -19,11 +19,11 @@ import jwt
 import pytest
 import requests
 
+from testkit.server import ServerProcess, free_port
+from testkit.signing import ClientKey, claims, jwks
 from tests.e2e.audit_db import audit_engine, wait_for_invocations
 from tests.e2e.conftest import ServerFactory
 from tests.e2e.jwks_server import JwksPublisher
-from tests.e2e.server import ServerProcess, free_port
-from tests.signing import ClientKey, claims, jwks
 
 PUBLIC_URL = "https://cds.example.org"
 DISCOVERY = "/cds-services"

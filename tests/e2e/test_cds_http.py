@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 import requests
 
-from tests.casekit import Case, build_qr, indicators_of, load_cases, topics_of
+from testkit.casekit import Case, build_qr, indicators_of, load_cases, topics_of
+from testkit.fhir_server import FakeFhirStore, fhir_server
+from testkit.server import ServerProcess
 from tests.e2e.contract import conforms
-from tests.e2e.fhir_server import FakeFhirStore, fhir_server
-from tests.e2e.server import ServerProcess
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 PATIENT_VIEW = "/cds-services/backpain-redflags-patient-view"

@@ -26,8 +26,8 @@ from service.audit.partitions import (
 from service.audit.records import InvocationRecord
 from service.audit.spool import Spool, SpoolEntry
 from service.audit.store import SqlAuditTrail
+from testkit.pg import DatabaseFactory
 from tests.integration import records
-from tests.pg import DatabaseFactory
 
 pytestmark = pytest.mark.integration
 

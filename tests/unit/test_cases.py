@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from casekit import Case, indicators_of, load_cases, topics_of
 
 from service.cds.screen import screen
 from service.knowledge import Knowledge
+from testkit.casekit import Case, indicators_of, load_cases, topics_of
 
 CASES = load_cases()
 CES = (
@@ -72,7 +72,7 @@ def test_every_card_is_covered_by_a_vignette() -> None:
 def test_no_ces_answer_alone_yields_less_than_critical(
     concept: str, style: str, knowledge: Knowledge
 ) -> None:
-    from casekit import build_qr
+    from testkit.casekit import build_qr
 
     qr = build_qr({"id": "ces", "answers": {concept: "yes"}, "style": style})
     cards = screen(qr, knowledge, hook_instance="h").evaluation.cards
@@ -110,7 +110,7 @@ def test_incomplete_card_lists_what_to_ask_and_why(knowledge: Knowledge) -> None
 
 
 def test_technique_card_follows_exercise_type(knowledge: Knowledge) -> None:
-    from casekit import build_qr
+    from testkit.casekit import build_qr
 
     def technique(exercise: str) -> str:
         qr = build_qr({"id": "t", "answers": {"exercise-type": exercise}})

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-from casekit import build_qr
 
 from service import PROJECT_ROOT
 from service.cds.screen import canonical_sha256, screen
@@ -18,6 +17,7 @@ from service.fhir import (
 )
 from service.knowledge import Knowledge
 from service.knowledge.questionnaires import QuestionnaireLibrary
+from testkit.casekit import build_qr
 
 INTAKE = "https://fhir.backpain-cds.dev/Questionnaire/exercise-back-pain-intake"
 

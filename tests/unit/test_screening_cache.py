@@ -11,7 +11,7 @@ from service import fhir
 from service.cds import screen as screen_module
 from service.cds.screen import BoundedCache, Screener
 from service.knowledge import Knowledge
-from tests.casekit import build_qr, topics_of
+from testkit.casekit import build_qr, topics_of
 
 
 class CountingParser:

@@ -26,7 +26,7 @@ from service.http.security import (
     needs_authentication,
     parse_trusted_issuers,
 )
-from tests.signing import ClientKey, claims, jwks
+from testkit.signing import ClientKey, claims, jwks
 
 EHR = "https://ehr.example.org"
 JKU = "https://ehr.example.org/.well-known/jwks.json"

@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-CASES_DIR = Path(__file__).resolve().parent / "cases"
+CASES_DIR = ROOT / "tests" / "cases"
 INTAKE_PATH = ROOT / "questionnaires" / "Questionnaire-exercise-back-pain-intake.json"
 LOCAL = "https://fhir.backpain-cds.dev/CodeSystem/backpain-cds"
 SNOMED = "http://snomed.info/sct"

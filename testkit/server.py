@@ -17,7 +17,7 @@ from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 #: Prefixes of the service's own settings, never inherited from the caller's environment.
 SERVICE_ENV_PREFIXES = ("CDS_", "DATABASE_URL", "CORS_", "AUDIT_", "FHIR_", "MAX_")
