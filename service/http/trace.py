@@ -17,7 +17,7 @@ from flask import g, has_request_context, request
 
 if TYPE_CHECKING:
     from service.cds.hook import HookResult
-    from service.http.errors import Problem
+    from service.http.problem import Problem
 
 REQUEST_ID_HEADER = "X-Request-ID"
 #: where the trace travels with the WSGI environ, so the end of the request can read it
