@@ -85,9 +85,8 @@ def synthetic_ruleset(rule_count: int, fire_every: int = 20) -> RuleSet:
                 condition=condition,
                 card=CardTemplate(
                     summary=f"Synthetic finding {i}",
-                    detail="{evidence}\n\n{rule}",
+                    detail="{evidence}\n\n{urgency}",
                     topic_display=f"Topic {(i // fire_every) % 10}",
-                    source_url="https://example.org/synthetic",
                 ),
                 priority=i,
             )

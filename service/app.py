@@ -57,7 +57,11 @@ def create_app(
         from service.audit.store import create_audit_trail
 
         audit = create_audit_trail(settings)
-    screener = Screener(knowledge or load_knowledge(settings), max_items=settings.max_qr_items)
+    screener = Screener(
+        knowledge or load_knowledge(settings),
+        max_items=settings.max_qr_items,
+        public_url=settings.public_url,
+    )
     handler = HookHandler(screener, fhir or FhirClient(timeout=settings.fhir_timeout))
     feedback = FeedbackDesk(audit, clock=clock, new_id=new_id)
     app.extensions[EXTENSION_KEY] = Runtime(settings, handler, feedback, audit)

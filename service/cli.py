@@ -119,7 +119,12 @@ def evaluate(file: Path, fmt: str) -> None:
     from service.http.schemas import HookRequestSchema
 
     settings = _settings()
-    screener = Screener(load_knowledge(settings), max_items=settings.max_qr_items, cache_size=0)
+    screener = Screener(
+        load_knowledge(settings),
+        max_items=settings.max_qr_items,
+        cache_size=0,
+        public_url=settings.public_url,
+    )
     handler = HookHandler(screener, FhirClient(timeout=settings.fhir_timeout))
     raw = _load_request(file)
     service = next((s for s in handler.catalogue if s.hook == raw.get("hook")), None)

@@ -14,7 +14,16 @@ from service.cds.catalogue import CdsService, build_catalogue
 from service.cds.errors import BadRequest, QuestionnaireResponseInvalid
 from service.cds.locate import FhirSource, locate
 from service.cds.screen import Screener, Screening
+from service.engine import CLINICIAN, PATIENT
 from service.fhir import InvalidResource
+
+#: Who reads the cards of each hook (CLINICAL.md principle 9): the intake hook serves
+#: the patient filling in the form; every EHR hook a clinician.
+PATIENT_HOOKS = frozenset({"questionnaire-inprogress"})
+
+
+def voice_of(hook: str) -> str:
+    return PATIENT if hook in PATIENT_HOOKS else CLINICIAN
 
 
 @dataclass(frozen=True)
@@ -55,7 +64,10 @@ class HookHandler:
 
         try:
             screening = self.screener.screen(
-                qr, hook_instance=str(request["hookInstance"]), fetch_questionnaire=fetch
+                qr,
+                hook_instance=str(request["hookInstance"]),
+                fetch_questionnaire=fetch,
+                voice=voice_of(service.hook),
             )
         except InvalidResource as exc:
             raise QuestionnaireResponseInvalid(exc.message, exc.expression) from exc

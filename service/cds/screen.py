@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from service import fhir
-from service.engine import Evaluation, evaluate
+from service.engine import CLINICIAN, Evaluation, evaluate
 from service.knowledge import Knowledge
 
 K = TypeVar("K")
@@ -70,10 +70,17 @@ class Screener:
     """Screens QRs against one loaded ``Knowledge``; safe to share between threads."""
 
     def __init__(
-        self, knowledge: Knowledge, *, max_items: int = 2000, cache_size: int = 256
+        self,
+        knowledge: Knowledge,
+        *,
+        max_items: int = 2000,
+        cache_size: int = 256,
+        public_url: str = "",
     ) -> None:
         self.knowledge = knowledge
         self.max_items = max_items
+        #: the service's public base URL: cards' source.url is <public_url>/rules/<id>
+        self.public_url = public_url
         #: validated QR models by content hash; only valid models, never mutated
         self.parsed: BoundedCache[str, fhir.QuestionnaireResponse] = BoundedCache(cache_size)
         #: form indexes of contained or fetched Questionnaires, by model identity
@@ -85,11 +92,13 @@ class Screener:
         *,
         hook_instance: str,
         fetch_questionnaire: Callable[[str], dict[str, Any] | None] | None = None,
+        voice: str = CLINICIAN,
     ) -> Screening:
         """Raises ``fhir.InvalidResource`` when ``qr`` is not a valid R4 QuestionnaireResponse.
 
         ``fetch_questionnaire(canonical)`` returns the Questionnaire JSON or None; it is
-        only called when the form is neither contained nor bundled.
+        only called when the form is neither contained nor bundled. ``voice``: the
+        cards' words for a clinician (EHR hooks) or a patient (intake hook, portal).
         """
         fhir.count_items(qr, self.max_items)
         sha256 = canonical_sha256(qr)
@@ -101,7 +110,13 @@ class Screener:
         questionnaire, resolution = fhir.resolve_questionnaire(parsed, library, fetch_questionnaire)
         form = self._index(questionnaire) if questionnaire is not None else None
         facts = fhir.extract_facts(parsed, form, self.knowledge.vocabulary)
-        evaluation = evaluate(self.knowledge.ruleset, facts, hook_instance=hook_instance)
+        evaluation = evaluate(
+            self.knowledge.ruleset,
+            facts,
+            hook_instance=hook_instance,
+            voice=voice,
+            base_url=self.public_url,
+        )
         used = parsed.questionnaire
         if questionnaire is not None and questionnaire.url:
             version = f"|{questionnaire.version}" if questionnaire.version else ""
@@ -135,7 +150,11 @@ def screen(
     hook_instance: str,
     fetch_questionnaire: Callable[[str], dict[str, Any] | None] | None = None,
     max_items: int = 2000,
+    voice: str = CLINICIAN,
+    public_url: str = "",
 ) -> Screening:
     """One screen with no caches kept (the CLI, tests, one-off callers)."""
-    screener = Screener(knowledge, max_items=max_items, cache_size=0)
-    return screener.screen(qr, hook_instance=hook_instance, fetch_questionnaire=fetch_questionnaire)
+    screener = Screener(knowledge, max_items=max_items, cache_size=0, public_url=public_url)
+    return screener.screen(
+        qr, hook_instance=hook_instance, fetch_questionnaire=fetch_questionnaire, voice=voice
+    )

@@ -129,7 +129,7 @@ def read_item_answer(
             value, display = number, _format_number(number)
     if value is None:
         reading.notes.append(
-            f"The answer to '{question or concept}' (linkId {link_id}) could not be read "
+            f"The answer to '{question or concept}' could not be read "
             f"as a {kind or 'coded'} answer; it counts as Unknown."
         )
         value, display = UNKNOWN, "Unreadable answer (counted as Unknown)"

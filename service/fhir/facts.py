@@ -39,7 +39,8 @@ def extract_facts(
                 read_self_describing(reading, item.linkId, question, answer)
     disabled = _disabled_concepts(form, reading) if form is not None and form.has_logic else set()
     if form is None:
-        reference = qr.questionnaire or "(none given)"
+        canonical, _, version = (qr.questionnaire or "(none given)").partition("|")
+        reference = f"{canonical} (version {version})" if version else canonical
         reading.notes.insert(
             0,
             f"The form {reference} could not be resolved (not contained, not bundled, "
@@ -51,6 +52,7 @@ def extract_facts(
         questionnaire_known=form is not None,
         notes=tuple(dict.fromkeys(reading.notes)),
         subject=qr.subject.reference if qr.subject is not None else None,
+        status=qr.status or "completed",
     )
 
 
@@ -64,7 +66,7 @@ def _disabled_concepts(form: FormIndex, reading: Reading) -> set[str]:
         if item.concept in reading.answers:
             if link_id in reading.values_by_link:
                 reading.notes.append(
-                    f"'{item.text or item.concept}' (linkId {link_id}) was answered although "
+                    f"'{item.text or item.concept}' was answered although "
                     "the form's logic disables it; the answer was kept."
                 )
             continue

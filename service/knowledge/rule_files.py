@@ -1,10 +1,13 @@
 """Load ``rules/*.yaml`` into an engine ``RuleSet``; validate everything at start-up.
 
-A rule file is data: ruleset name and version, then rules with an id, a
-version, a topic (a card-topic code of the local CodeSystem), an indicator,
-the concepts it reads (by ValueSet), a condition tree (``all``/``any``/``not``
-over the engine's declared predicates) and the card template. Any mistake
-stops start-up with a ``RuleFileError`` naming the file and the field.
+``rules/ruleset.yaml`` names the rule set (name, version, title) and says how
+each urgency level is worded in each voice. Every other file is a rule file:
+ruleset name and version, then rules with an id, a version, a topic (a
+card-topic code of the local CodeSystem), an indicator, an urgency, the
+concepts it reads (by ValueSet), its sources, a condition tree
+(``all``/``any``/``not`` over the engine's declared predicates) and the card
+template in two voices. Any mistake stops start-up with a ``RuleFileError``
+naming the file and the field. ``rules/README.md`` is the reference.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from marshmallow import ValidationError
 from service.engine import (
     INDICATOR_RANK,
     PREDICATES,
+    URGENCY_RANK,
     All,
     AnyOf,
     CardTemplate,
@@ -28,9 +32,16 @@ from service.engine import (
     Rule,
     RuleSet,
     Section,
+    Text,
+    UrgencyLevel,
     concepts_of,
 )
-from service.knowledge.rule_schema import RuleFileError, RuleFileSchema, flatten_messages
+from service.knowledge.rule_schema import (
+    RuleFileError,
+    RuleFileSchema,
+    RuleSetFileSchema,
+    flatten_messages,
+)
 from service.knowledge.safety import check_safety
 from service.knowledge.terminology import (
     ICD10CM,
@@ -157,9 +168,11 @@ def _check_standard_codes(
             _check_standard_codes(value, documented, fail, f"{where}[{index}]")
 
 
-def _load_file(
-    path: Path, terminology: Terminology, validate_resource: ResourceValidator | None
-) -> tuple[str, str, list[Rule]]:
+#: The rule set's own file in the rules folder; every other ``*.yaml`` is a rule file.
+RULESET_FILE = "ruleset.yaml"
+
+
+def _read(path: Path, schema: RuleFileSchema | RuleSetFileSchema) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
@@ -167,9 +180,16 @@ def _load_file(
     if not isinstance(raw, Mapping):
         raise RuleFileError(f"{path}: (file): expected a mapping at the top level")
     try:
-        data = RuleFileSchema().load(raw)
+        data: dict[str, Any] = schema.load(raw)
     except ValidationError as exc:
         raise RuleFileError(f"{path}: " + "; ".join(flatten_messages(exc.messages))) from None
+    return data
+
+
+def _load_file(
+    path: Path, terminology: Terminology, validate_resource: ResourceValidator | None
+) -> tuple[str, str, list[Rule]]:
+    data = _read(path, RuleFileSchema())
     builder = _Builder(terminology, path)
     topics = terminology.topics()
     documented = frozenset((m.system, m.code) for m in terminology.mappings)
@@ -182,7 +202,11 @@ def _load_file(
         condition = builder.condition(r["when"], f"{where}.when")
         card = r["card"]
         sections = tuple(
-            Section(builder.condition(s["when"], f"{where}.card.sections[{j}].when"), s["text"])
+            Section(
+                builder.condition(s["when"], f"{where}.card.sections[{j}].when"),
+                s["text"],
+                s["patient"],
+            )
             for j, s in enumerate(card["sections"])
         )
         used = concepts_of(condition).union(*(concepts_of(s.when) for s in sections))
@@ -224,15 +248,20 @@ def _load_file(
                 version=r["version"],
                 topic=r["topic"],
                 indicator=r["indicator"],
+                urgency=r["urgency"],
                 concepts=declared,
                 condition=condition,
-                self_care=r["self_care"],
                 priority=r["priority"],
+                sources=tuple(
+                    {k: v for k, v in source.items() if v is not None} for source in r["sources"]
+                ),
+                family=data["family"],
+                description=" ".join(data["description"].split()),
                 card=CardTemplate(
                     summary=card["summary"],
                     detail=card["detail"],
                     topic_display=topics[r["topic"]].display,
-                    source_url=card["source"]["url"],
+                    patient=Text(card["patient"]["summary"], card["patient"]["detail"]),
                     links=tuple(card["links"]),
                     suggestions=tuple(card["suggestions"]),
                     selection_behavior=card["selectionBehavior"],
@@ -251,9 +280,13 @@ def load_ruleset(
     validate_resource: ResourceValidator | None = None,
 ) -> RuleSet:
     paths = sorted(rules_dir.glob("*.yaml")) if rules_dir.is_dir() else []
+    paths = [path for path in paths if path.name != RULESET_FILE]
     if not paths:
         raise RuleFileError(f"{rules_dir}: no rule files (*.yaml) found")
-    names: set[tuple[str, str]] = set()
+    if not (rules_dir / RULESET_FILE).is_file():
+        raise RuleFileError(f"{rules_dir / RULESET_FILE}: missing (the rule set's own file)")
+    head = _read(rules_dir / RULESET_FILE, RuleSetFileSchema())
+    names: set[tuple[str, str]] = {(head["ruleset"], head["version"])}
     rules: list[Rule] = []
     seen: dict[str, Path] = {}
     for path in paths:
@@ -267,15 +300,30 @@ def load_ruleset(
             seen[rule.id] = path
         rules.extend(file_rules)
     if len(names) != 1:
-        raise RuleFileError(f"{rules_dir}: files disagree on ruleset/version: {sorted(names)}")
+        raise RuleFileError(
+            f"{rules_dir}: files disagree on ruleset/version (with {RULESET_FILE}): {sorted(names)}"
+        )
     ((name, version),) = names
-    rules.sort(key=lambda r: (INDICATOR_RANK[r.indicator], r.priority, r.id))
+    rules.sort(
+        key=lambda r: (INDICATOR_RANK[r.indicator], URGENCY_RANK[r.urgency], r.priority, r.id)
+    )
     ruleset = RuleSet(
         name=name,
         version=version,
         rules=tuple(rules),
         questions={code: c.definition for code, c in terminology.questions().items()},
         topic_system=LOCAL_SYSTEM,
+        title=head["title"],
+        description=" ".join(head["description"].split()),
+        urgencies={
+            code: UrgencyLevel(
+                code,
+                {"clinician": level["clinician"].strip(), "patient": level["patient"].strip()},
+                tuple(level["phrases"]),
+            )
+            for code, level in head["urgency"].items()
+        },
+        raised_notes={k: v.strip() for k, v in head["raised"].items()},
     )
     check_safety(ruleset, terminology)
     return ruleset

@@ -12,11 +12,9 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from service.engine import INDICATOR_RANK, PREDICATES
+from service.engine import INDICATOR_RANK, PLACEHOLDERS, PREDICATES, URGENCIES
 
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
-_ALLOWED_PLACEHOLDERS = frozenset({"evidence", "rule", "missing", "notes", "sections"})
-_REQUIRED_PLACEHOLDERS = ("evidence", "rule")
 VERSION_PATTERN = r"^\d+\.\d+\.\d+$"
 
 
@@ -86,13 +84,28 @@ class _SectionSchema(Schema):
 
     when = _ConditionField(required=True)
     text = fields.String(required=True, validate=validate.Length(min=1))
+    #: the paragraph in the patient's voice (default: ``text``)
+    patient = fields.String(load_default=None, validate=validate.Length(min=1))
 
 
-class _SourceSchema(Schema):
+class _TextSchema(Schema):
+    """One voice of a card: a summary (< 140 characters) and a markdown detail."""
+
     class Meta:
         unknown = RAISE
 
-    url = fields.Url(required=True, schemes={"https"})
+    summary = fields.String(required=True, validate=validate.Length(min=1, max=139))
+    detail = fields.String(required=True, validate=validate.Length(min=1))
+
+
+class _SourceSchema(Schema):
+    """A piece of guidance the rule reads (shown on its page, ``GET /rules/{id}``)."""
+
+    class Meta:
+        unknown = RAISE
+
+    label = fields.String(required=True, validate=validate.Length(min=1))
+    url = fields.Url(load_default=None, schemes={"https"})
 
 
 class _CardSchema(Schema):
@@ -101,7 +114,7 @@ class _CardSchema(Schema):
 
     summary = fields.String(required=True, validate=validate.Length(min=1, max=139))
     detail = fields.String(required=True, validate=validate.Length(min=1))
-    source = fields.Nested(_SourceSchema, required=True)
+    patient = fields.Nested(_TextSchema, required=True)
     links = fields.List(fields.Nested(_LinkSchema), load_default=list)
     suggestions = fields.List(fields.Nested(_SuggestionSchema), load_default=list)
     selectionBehavior = fields.String(
@@ -112,19 +125,31 @@ class _CardSchema(Schema):
 
     @validates_schema
     def _placeholders(self, data: Mapping[str, Any], **kwargs: Any) -> None:
-        found = set(_PLACEHOLDER.findall(data["detail"]))
-        unknown = found - _ALLOWED_PLACEHOLDERS
-        if unknown:
-            raise ValidationError(
-                f"unknown placeholder(s) {sorted(unknown)}; "
-                f"allowed: {sorted(_ALLOWED_PLACEHOLDERS)}",
-                "detail",
-            )
-        missing = [p for p in _REQUIRED_PLACEHOLDERS if p not in found]
-        if missing:
-            raise ValidationError(f"missing placeholder(s) {missing}", "detail")
-        if data.get("sections") and "sections" not in found:
-            raise ValidationError("sections are given but {sections} is not in detail", "detail")
+        sections = bool(data.get("sections"))
+        _check_placeholders(data["detail"], "detail", ("evidence",), sections)
+        _check_placeholders(data["patient"]["detail"], "patient.detail", (), sections)
+
+
+def _check_placeholders(text: str, where: str, required: tuple[str, ...], sections: bool) -> None:
+    found = set(_PLACEHOLDER.findall(text))
+    unknown = found - set(PLACEHOLDERS)
+    if unknown:
+        raise ValidationError(
+            f"unknown placeholder(s) {sorted(unknown)}; allowed: {sorted(PLACEHOLDERS)}", where
+        )
+    missing = [p for p in required if p not in found]
+    if missing:
+        raise ValidationError(f"missing placeholder(s) {missing}", where)
+    if sections and "sections" not in found:
+        raise ValidationError("sections are given but {sections} is not in the text", where)
+
+
+#: Which urgencies each indicator may carry: the card's colour and its timeline agree.
+_URGENCIES_OF = {
+    "critical": ("emergency", "same-day"),
+    "warning": ("same-day", "soon", "routine"),
+    "info": ("routine", "self-care"),
+}
 
 
 class _RuleSchema(Schema):
@@ -135,20 +160,31 @@ class _RuleSchema(Schema):
     version = fields.String(required=True, validate=validate.Regexp(VERSION_PATTERN))
     topic = fields.String(required=True)
     indicator = fields.String(required=True, validate=validate.OneOf(list(INDICATOR_RANK)))
+    urgency = fields.String(required=True, validate=validate.OneOf(list(URGENCIES)))
     priority = fields.Integer(load_default=100, validate=validate.Range(min=0))
-    self_care = fields.Boolean(load_default=False)
     concepts = fields.List(fields.String(), required=True, validate=validate.Length(1))
+    sources = fields.List(fields.Nested(_SourceSchema), required=True, validate=validate.Length(1))
     when = _ConditionField(required=True)
     card = fields.Nested(_CardSchema, required=True)
 
     @validates_schema
-    def _self_care_is_info(self, data: Mapping[str, Any], **kwargs: Any) -> None:
-        if data.get("self_care") and data.get("indicator") != "info":
-            raise ValidationError("a self-care rule must be indicator info", "indicator")
-        if data.get("indicator") in {"critical", "warning"} and not data["card"].get(
-            "overrideReasons"
-        ):
-            raise ValidationError("critical and warning cards need overrideReasons", "card")
+    def _consistent(self, data: Mapping[str, Any], **kwargs: Any) -> None:
+        indicator, urgency = data.get("indicator"), data.get("urgency")
+        if indicator in _URGENCIES_OF and urgency not in _URGENCIES_OF[indicator]:
+            raise ValidationError(
+                f"an {indicator} rule takes urgency {' | '.join(_URGENCIES_OF[indicator])}",
+                "urgency",
+            )
+        if indicator in {"critical", "warning"}:
+            card = data["card"]
+            if not card.get("overrideReasons"):
+                raise ValidationError("critical and warning cards need overrideReasons", "card")
+            for where, text in (("detail", card["detail"]), ("patient", card["patient"]["detail"])):
+                if "{urgency}" not in text:
+                    raise ValidationError(
+                        "critical and warning cards say how urgent: put {urgency} in the text",
+                        f"card.{where}",
+                    )
 
 
 class RuleFileSchema(Schema):
@@ -160,6 +196,43 @@ class RuleFileSchema(Schema):
     family = fields.String(required=True)
     description = fields.String(load_default="")
     rules = fields.List(fields.Nested(_RuleSchema), required=True, validate=validate.Length(1))
+
+
+class _VoicesSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    clinician = fields.String(required=True, validate=validate.Length(min=1))
+    patient = fields.String(required=True, validate=validate.Length(min=1))
+
+
+class _UrgencyLevelSchema(_VoicesSchema):
+    #: wording that states this level's timeline; no card may use a slower level's
+    phrases = fields.List(fields.String(validate=validate.Length(min=3)), load_default=list)
+
+
+class RuleSetFileSchema(Schema):
+    """``rules/ruleset.yaml``: the rule set's name, version, title and urgency wording."""
+
+    class Meta:
+        unknown = RAISE
+
+    ruleset = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9-]+$"))
+    version = fields.String(required=True, validate=validate.Regexp(VERSION_PATTERN))
+    title = fields.String(required=True, validate=validate.Length(min=1))
+    description = fields.String(load_default="")
+    urgency = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(list(URGENCIES))),
+        values=fields.Nested(_UrgencyLevelSchema),
+        required=True,
+    )
+    raised = fields.Nested(_VoicesSchema, required=True)
+
+    @validates_schema
+    def _every_level(self, data: Mapping[str, Any], **kwargs: Any) -> None:
+        absent = [level for level in URGENCIES if level not in data["urgency"]]
+        if absent:
+            raise ValidationError(f"wording missing for {absent}", "urgency")
 
 
 def flatten_messages(messages: Any, prefix: str = "") -> list[str]:

@@ -143,5 +143,5 @@ def test_screening_record(knowledge: Knowledge) -> None:
     assert result.qr_sha256 == canonical_sha256(json.loads(json.dumps(qr)))
     assert len(result.qr_sha256) == 64
     assert result.questionnaire == f"{INTAKE}|1.0.0"
-    assert result.evaluation.rules_version == "backpain-redflags 1.0.0"
+    assert result.evaluation.rules_version == "backpain-redflags 2.0.0"
     assert screen(qr, knowledge, hook_instance="h") == result
