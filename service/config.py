@@ -8,6 +8,7 @@ package reads ``os.environ`` (prometheus-client reads its own
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +72,15 @@ def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
 
+def _phone(env: Mapping[str, str], name: str) -> str | None:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return None
+    if not re.fullmatch(r"\+?[0-9][0-9 ]{1,14}", raw):
+        raise ConfigError(f"{name}: expected a telephone number such as 112 or 999, got {raw!r}")
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the service can be told from outside."""
@@ -108,6 +118,9 @@ class Settings:
     gunicorn_threads: int | None = None
     #: prometheus-client's multi-process directory (several gunicorn workers).
     prometheus_multiproc_dir: str | None = None
+    #: The emergency telephone number patients are told to call (intake portal); None:
+    #: the patient text says "call emergency services" without a number.
+    emergency_number: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -139,4 +152,5 @@ class Settings:
             web_concurrency=_optional_int(env, "WEB_CONCURRENCY"),
             gunicorn_threads=_optional_int(env, "GUNICORN_THREADS"),
             prometheus_multiproc_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
+            emergency_number=_phone(env, "EMERGENCY_NUMBER"),
         )
