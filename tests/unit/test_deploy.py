@@ -25,9 +25,9 @@ from kubernetes_validate.utils import ValidationError, validate
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from service.auth.issuers import load_trusted_issuers, parse_trusted_issuers
 from service.cli import main as cli_main
 from service.config import Settings
-from service.http.security import load_trusted_issuers, parse_trusted_issuers
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
