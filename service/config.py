@@ -104,6 +104,8 @@ class Settings:
     jwks_timeout: float = 3.0
     #: Allowed clock skew for JWT ``exp``/``iat``/``nbf``, seconds.
     jwt_leeway: int = 30
+    #: A JWT whose ``exp - iat`` exceeds this (plus the leeway) is refused, seconds.
+    jwt_max_lifetime: int = 300
     #: Local, fsync'd spool for audit records while the database is unreachable.
     spool_dir: Path = Path("var/spool")
     #: Seconds between attempts to drain the spool into the database.
@@ -140,6 +142,7 @@ class Settings:
             db_connect_timeout=_int(env, "DB_CONNECT_TIMEOUT_SECONDS", base.db_connect_timeout),
             jwks_timeout=_float(env, "JWKS_TIMEOUT_SECONDS", base.jwks_timeout),
             jwt_leeway=_int(env, "JWT_LEEWAY_SECONDS", base.jwt_leeway, minimum=0),
+            jwt_max_lifetime=_int(env, "JWT_MAX_LIFETIME_SECONDS", base.jwt_max_lifetime),
             spool_dir=_path(env, "AUDIT_SPOOL_DIR", base.spool_dir),
             spool_drain_interval=_float(
                 env, "AUDIT_SPOOL_DRAIN_SECONDS", base.spool_drain_interval

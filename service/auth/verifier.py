@@ -4,7 +4,9 @@
 * ``alg`` is ES384 or RS384 (never ``none`` or HMAC), ``kid`` is required and a
   ``jku`` header, when present, must equal the issuer's allow-listed ``jku``;
 * ``aud`` must equal the URL called; ``exp``, ``iat`` and ``jti`` are required;
-  a ``jti`` is accepted once per issuer for the token's lifetime.
+  ``exp``, ``iat`` and ``nbf`` are integers (CDS Hooks 2.0 says so) and
+  ``exp - iat`` is at most the maximum lifetime plus the leeway;
+* a ``jti`` is accepted once per issuer for the token's lifetime.
 
 A refusal is ``TokenRejected`` whose message is for the server log: it never
 contains the token.
@@ -33,6 +35,9 @@ from service.auth.keys import (
 
 MAX_TOKEN_CHARS = 16_384
 MAX_CLAIM_CHARS = 512
+#: The sandbox and the EHRs we know issue tokens for 5 minutes.
+DEFAULT_MAX_LIFETIME_SECONDS = 300
+_TIME_CLAIMS = ("exp", "iat", "nbf")
 
 #: ``jti``: 1-512 printable characters (no control characters, which databases refuse).
 _PRINTABLE = re.compile(r"[^\x00-\x1f\x7f]{1,512}")
@@ -95,6 +100,7 @@ class TokenVerifier:
         replay_store: ReplayStore,
         *,
         leeway: int = 30,
+        max_lifetime: int = DEFAULT_MAX_LIFETIME_SECONDS,
         jwks_timeout: float = 3.0,
         jwks_lifespan: float = JWKS_CACHE_SECONDS,
         fetch: JwksFetcher = fetch_jwks,
@@ -118,6 +124,7 @@ class TokenVerifier:
         }
         self._replay_store = replay_store
         self._leeway = leeway
+        self._max_lifetime = max_lifetime
 
     def verify(self, token: str, audience: str) -> VerifiedClient:
         """The verified caller, or TokenRejected saying why (never containing the token)."""
@@ -139,7 +146,7 @@ class TokenVerifier:
         jti = claims.get("jti")
         if not isinstance(jti, str) or not _PRINTABLE.fullmatch(jti):
             raise TokenRejected("jti missing or not a short printable string")
-        expires_at = datetime.fromtimestamp(int(claims["exp"]) + self._leeway, UTC)
+        expires_at = self._expiry(claims)
         try:
             first_use = self._replay_store.remember_jti(iss, jti, expires_at)
         except ValueError as exc:  # the store refused the value itself
@@ -155,6 +162,24 @@ class TokenVerifier:
             jti=jti,
             expires_at=expires_at,
         )
+
+    def _expiry(self, claims: Mapping[str, Any]) -> datetime:
+        """When the ``jti`` may be forgotten; refuses odd numbers and overlong lifetimes."""
+        for name in _TIME_CLAIMS:
+            value = claims.get(name)
+            if name in claims and (isinstance(value, bool) or not isinstance(value, int)):
+                raise TokenRejected(f"{name} is not an integer NumericDate")
+        exp: int = claims["exp"]
+        lifetime = exp - claims["iat"]
+        if lifetime > self._max_lifetime + self._leeway:
+            raise TokenRejected(
+                f"lifetime of {str(lifetime)[:24]}s exceeds {self._max_lifetime}s "
+                f"(+{self._leeway}s leeway)"
+            )
+        try:
+            return datetime.fromtimestamp(exp + self._leeway, UTC)
+        except (OverflowError, ValueError, OSError) as exc:
+            raise TokenRejected(f"exp out of range ({type(exc).__name__})") from exc
 
     def _decode(
         self, token: str, key: jwt.PyJWK, alg: str, iss: str, audience: str

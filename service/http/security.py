@@ -64,7 +64,11 @@ def build_verifier(settings: Settings, replay_store: ReplayStore) -> TokenVerifi
     issuers = load_trusted_issuers(_issuers_file(settings))
     log.info("trusting %d CDS client issuer(s): %s", len(issuers), ", ".join(sorted(issuers)))
     return TokenVerifier(
-        issuers, replay_store, leeway=settings.jwt_leeway, jwks_timeout=settings.jwks_timeout
+        issuers,
+        replay_store,
+        leeway=settings.jwt_leeway,
+        max_lifetime=settings.jwt_max_lifetime,
+        jwks_timeout=settings.jwks_timeout,
     )
 
 

@@ -67,6 +67,7 @@ def verifier(
     clock: FakeClock | None = None,
     *,
     lifespan: float = JWKS_CACHE_SECONDS,
+    **options: Any,
 ) -> tuple[TokenVerifier, FakeReplayStore]:
     config = config or {"issuers": [{"iss": EHR, "jku": JKU, "tenant": "clinic-a"}]}
     store = FakeReplayStore()
@@ -77,5 +78,6 @@ def verifier(
         fetch=keys or FakeKeyServer({JKU: jwks(EC_KEY, RSA_KEY)}),
         clock=clock or FakeClock(),
         jwks_lifespan=lifespan,
+        **options,
     )
     return built, store

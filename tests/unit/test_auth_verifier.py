@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import time
 from typing import Any
 
@@ -192,3 +193,53 @@ def test_unusable_keys_in_a_fetched_jwks_are_skipped() -> None:
     }
     check, _ = verifier(keys=FakeKeyServer({JKU: document}))
     assert check.verify(EC_KEY.sign(claims(EHR, AUD)), AUD).iss == EHR
+
+
+# -- time claims: numbers a trusted key may still sign -------------------------------------
+
+#: case -> claims overriding good ones (a fresh ``now`` each time)
+MALFORMED_TIMES: dict[str, Any] = {
+    "exp 1e12 (a float)": lambda now: {"exp": 1e12},
+    "exp 10**12 (an integer)": lambda now: {"exp": 10**12},
+    "exp 1e20": lambda now: {"exp": 1e20},
+    "exp 2**70": lambda now: {"exp": 2**70},
+    "exp infinite": lambda now: {"exp": math.inf},
+    "exp not a number": lambda now: {"exp": math.nan},
+    "exp a string": lambda now: {"exp": str(now + 300)},
+    "exp a fraction": lambda now: {"exp": now + 300.5},
+    "exp negative": lambda now: {"exp": -5},
+    "exp a boolean": lambda now: {"exp": True},
+    "iat 1e20": lambda now: {"iat": 1e20},
+    "iat a fraction": lambda now: {"iat": now + 0.5},
+    "iat a string": lambda now: {"iat": str(now)},
+    "iat far in the past": lambda now: {"iat": -(10**18)},
+    "nbf 1e20": lambda now: {"nbf": 1e20},
+    "nbf a string": lambda now: {"nbf": "now"},
+    "nbf a fraction": lambda now: {"nbf": now - 0.5},
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED_TIMES))
+def test_a_malformed_time_claim_is_a_rejection_never_a_crash(case: str) -> None:
+    check, store = verifier()
+    token = EC_KEY.sign(claims(EHR, AUD, **MALFORMED_TIMES[case](int(time.time()))))
+    with pytest.raises(TokenRejected):
+        check.verify(token, AUD)
+    assert store.seen == {}
+
+
+def test_a_token_living_longer_than_the_maximum_lifetime_is_refused() -> None:
+    check, _ = verifier()  # the default: 300 s, as the sandbox issues them, plus the leeway
+    ten_years = EC_KEY.sign(claims(EHR, AUD, lifetime=10 * 365 * 86400))
+    with pytest.raises(TokenRejected, match=r"lifetime of 315360000s exceeds 300s \(\+30s"):
+        check.verify(ten_years, AUD)
+    assert check.verify(EC_KEY.sign(claims(EHR, AUD, lifetime=330)), AUD).iss == EHR
+    with pytest.raises(TokenRejected, match="lifetime of 331s exceeds"):
+        check.verify(EC_KEY.sign(claims(EHR, AUD, lifetime=331)), AUD)
+
+
+def test_the_maximum_lifetime_is_a_setting() -> None:
+    check, _ = verifier(max_lifetime=3600)
+    assert check.verify(EC_KEY.sign(claims(EHR, AUD, lifetime=3600)), AUD).iss == EHR
+    with pytest.raises(TokenRejected, match="exceeds 3600s"):
+        check.verify(EC_KEY.sign(claims(EHR, AUD, lifetime=7200)), AUD)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
+from service.auth.verifier import TokenRejected
 from service.config import ConfigError, Settings
 from service.http.security import (
     bearer_token,
@@ -14,7 +16,8 @@ from service.http.security import (
     cors_origins,
     needs_authentication,
 )
-from tests.unit.auth_fakes import FakeReplayStore
+from testkit.signing import claims, jwks
+from tests.unit.auth_fakes import AUD, EC_KEY, EHR, FakeReplayStore
 
 
 def test_auth_on_without_an_issuer_file_refuses_to_start() -> None:
@@ -80,3 +83,15 @@ def test_cors_origins_are_exact() -> None:
     for bad in ["*", "https://*.example.org", "portal.example.org", "https://x.org/path"]:
         with pytest.raises(ConfigError, match="CORS_ORIGINS"):
             cors_origins([bad])
+
+
+def test_the_verifier_takes_its_limits_from_the_settings(tmp_path: Path) -> None:
+    issuers = tmp_path / "issuers.json"
+    issuers.write_text(json.dumps({"issuers": [{"iss": EHR, "jwks": jwks(EC_KEY)}]}))
+    hour = EC_KEY.sign(claims(EHR, AUD, lifetime=3600))
+    strict = build_verifier(Settings(trusted_issuers_file=issuers), FakeReplayStore())
+    with pytest.raises(TokenRejected, match="lifetime of 3600s exceeds 300s"):
+        strict.verify(hour, AUD)
+    env = {"CDS_TRUSTED_ISSUERS": str(issuers), "JWT_MAX_LIFETIME_SECONDS": "3600"}
+    relaxed = build_verifier(Settings.from_env(env), FakeReplayStore())
+    assert relaxed.verify(hour, AUD).iss == EHR
