@@ -80,15 +80,22 @@ def _header(token: str) -> tuple[str, str, str | None]:
     return alg, kid, jku
 
 
-def _unverified_iss(token: str) -> str:
+def _unverified_claims(token: str) -> dict[str, Any]:
+    """The claims as sent, read only to find the issuer and to explain a refusal."""
     try:
-        claims = jwt.decode(token, options={"verify_signature": False})
+        claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError as exc:
         raise TokenRejected(f"malformed JWT payload ({type(exc).__name__})") from exc
     iss = claims.get("iss")
     if not isinstance(iss, str) or not iss:
         raise TokenRejected("iss missing")
-    return iss
+    return claims
+
+
+def _shown(value: Any, limit: int = 200) -> str:
+    """A claim value for the log: repr (control characters escaped), truncated."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 class TokenVerifier:
@@ -131,7 +138,8 @@ class TokenVerifier:
         if len(token) > MAX_TOKEN_CHARS:
             raise TokenRejected(f"token longer than {MAX_TOKEN_CHARS} characters")
         alg, kid, jku = _header(token)
-        iss = _unverified_iss(token)
+        unverified = _unverified_claims(token)
+        iss: str = unverified["iss"]
         issuer = self._issuers.get(iss)
         if issuer is None:
             raise TokenRejected(f"iss {iss[:200]!r} is not a trusted issuer")
@@ -142,7 +150,11 @@ class TokenVerifier:
             raise TokenRejected(f"no key {kid[:100]!r} for {iss!r}")
         if key.algorithm_name != alg:
             raise TokenRejected(f"key {kid!r} of {iss!r} cannot verify {alg}")
-        claims = self._decode(token, key, alg, iss, audience)
+        try:
+            claims = self._decode(token, key, alg, iss, audience)
+        except jwt.InvalidAudienceError:
+            got = _shown(unverified.get("aud"))
+            raise TokenRejected(f"aud mismatch: expected {audience}, got {got}") from None
         jti = claims.get("jti")
         if not isinstance(jti, str) or not _PRINTABLE.fullmatch(jti):
             raise TokenRejected("jti missing or not a short printable string")
@@ -197,6 +209,8 @@ class TokenVerifier:
                     "enforce_minimum_key_length": True,
                 },
             )
+        except jwt.InvalidAudienceError:
+            raise
         except jwt.PyJWTError as exc:
             raise TokenRejected(f"{type(exc).__name__}: {exc}") from exc
         except (ValueError, OverflowError) as exc:

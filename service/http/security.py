@@ -104,8 +104,27 @@ def cors_origins(origins: Iterable[str]) -> list[str]:
     return checked
 
 
+def _log_refused_preflights(app: Flask, allowed: Iterable[str]) -> None:
+    """A preflight from an origin not allowed gets no CORS headers; say so in the log."""
+    accepted = frozenset(origin.lower() for origin in allowed)
+    paths = tuple(re.compile(path) for path in CORS_PATHS)
+
+    @app.before_request
+    def _log_refused_origin() -> None:
+        origin = request.headers.get("Origin")
+        if (
+            request.method == "OPTIONS"
+            and origin
+            and "Access-Control-Request-Method" in request.headers
+            and origin.lower() not in accepted
+            and any(path.match(request.path) for path in paths)
+        ):
+            log.info("CORS origin refused: %s", origin[:200])
+
+
 def install_cors(app: Flask, origins: Iterable[str]) -> None:
     allowed = cors_origins(origins)
+    _log_refused_preflights(app, allowed)
     if not allowed:
         return
     options = {

@@ -101,11 +101,11 @@ BAD_TOKENS: dict[str, tuple[Callable[[], str], str]] = {
     ),
     "wrong aud": (
         lambda: EHR_EC.sign(claims(EHR, PUBLIC_URL + "/cds-services/other")),
-        "InvalidAudienceError",
+        f"aud mismatch: expected {PUBLIC_URL}{DISCOVERY}, got '{PUBLIC_URL}/cds-services/other'",
     ),
     "aud of another host": (
         lambda: EHR_EC.sign(claims(EHR, "https://evil.example/cds-services")),
-        "InvalidAudienceError",
+        f"aud mismatch: expected {PUBLIC_URL}{DISCOVERY}, got 'https://evil.example/cds-services'",
     ),
     "unknown iss": (
         lambda: EHR_EC.sign(claims("https://evil.example", PUBLIC_URL + DISCOVERY)),

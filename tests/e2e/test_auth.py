@@ -94,6 +94,16 @@ def assert_unauthorized(response: requests.Response) -> None:
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 
+def wait_for_log(server: ServerProcess, text: str, timeout: float = 5.0) -> list[str]:
+    """The server's log lines containing ``text``, once there is at least one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [line for line in server.log().splitlines() if text in line]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.02)
+
+
 def last_rejection(server: ServerProcess) -> str:
     """The newest rejection message (log lines are JSON objects, or plain text)."""
     lines = [line for line in server.log().splitlines() if "401 GET /cds-services:" in line]
@@ -217,17 +227,21 @@ def test_the_sandbox_preflight_gets_cors_headers(env: Env) -> None:
     assert denied.headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
 
 
-def test_a_disallowed_origin_gets_no_cors_headers(env: Env) -> None:
+def test_a_disallowed_origin_gets_no_cors_headers_and_is_logged(env: Env) -> None:
+    origin = f"https://evil-{uuid.uuid4().hex[:8]}.example"
     response = requests.options(
         env.first.url(INTAKE),
         headers={
-            "Origin": "https://evil.example",
+            "Origin": origin,
             "Access-Control-Request-Method": "POST",
             "Access-Control-Request-Headers": "authorization, content-type",
         },
         timeout=10,
     )
     assert not [name for name in response.headers if name.lower().startswith("access-control")]
+    # the refusal is visible server-side: one INFO line naming the origin
+    refused = wait_for_log(env.first, f"CORS origin refused: {origin}")
+    assert len(refused) == 1 and '"level": "INFO"' in refused[0]
     plain = call(env.first, DISCOVERY, ehr_token(), Origin="https://evil.example")
     assert "Access-Control-Allow-Origin" not in plain.headers
 

@@ -96,7 +96,18 @@ REJECTED = {
         "key 'ec-1' of 'https://ehr.example.org' cannot verify RS384",
     ),
     "tampered": (_tampered, "InvalidSignatureError"),
-    "wrong aud": (lambda: EC_KEY.sign(claims(EHR, AUD + "-other")), "InvalidAudienceError"),
+    "wrong aud": (
+        lambda: EC_KEY.sign(claims(EHR, AUD + "-other")),
+        f"aud mismatch: expected {AUD}, got '{AUD}-other'",
+    ),
+    "aud a list of others": (
+        lambda: EC_KEY.sign(claims(EHR, ["https://a.example", "https://b.example"])),
+        f"aud mismatch: expected {AUD}, got ['https://a.example', 'https://b.example']",
+    ),
+    "aud not a string": (
+        lambda: EC_KEY.sign(claims(EHR, 42)),  # type: ignore[arg-type]
+        f"aud mismatch: expected {AUD}, got 42",
+    ),
     "expired": (
         lambda: EC_KEY.sign(claims(EHR, AUD, iat=int(time.time()) - 400, lifetime=-100)),
         "ExpiredSignatureError",
@@ -243,3 +254,12 @@ def test_the_maximum_lifetime_is_a_setting() -> None:
     assert check.verify(EC_KEY.sign(claims(EHR, AUD, lifetime=3600)), AUD).iss == EHR
     with pytest.raises(TokenRejected, match="exceeds 3600s"):
         check.verify(EC_KEY.sign(claims(EHR, AUD, lifetime=7200)), AUD)
+
+
+def test_an_aud_mismatch_shows_a_long_aud_truncated() -> None:
+    check, _ = verifier()
+    with pytest.raises(TokenRejected) as caught:
+        check.verify(EC_KEY.sign(claims(EHR, "https://x.example/" + "a" * 5000)), AUD)
+    message = str(caught.value)
+    assert message.startswith(f"aud mismatch: expected {AUD}, got 'https://x.example/aaa")
+    assert len(message) < 400

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 
 from service.auth.verifier import TokenRejected
 from service.config import ConfigError, Settings
@@ -14,6 +17,7 @@ from service.http.security import (
     build_verifier,
     check_settings,
     cors_origins,
+    install_cors,
     needs_authentication,
 )
 from testkit.signing import claims, jwks
@@ -95,3 +99,29 @@ def test_the_verifier_takes_its_limits_from_the_settings(tmp_path: Path) -> None
     env = {"CDS_TRUSTED_ISSUERS": str(issuers), "JWT_MAX_LIFETIME_SECONDS": "3600"}
     relaxed = build_verifier(Settings.from_env(env), FakeReplayStore())
     assert relaxed.verify(hour, AUD).iss == EHR
+
+
+def _preflight(client: FlaskClient, origin: str) -> None:
+    headers = {"Origin": origin, "Access-Control-Request-Method": "POST"}
+    client.options("/cds-services/x", headers=headers)
+
+
+@pytest.mark.parametrize("allowed", [["https://portal.example.org"], []], ids=["listed", "none"])
+def test_a_preflight_from_a_refused_origin_is_logged_once(
+    allowed: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    app = Flask(__name__)
+    app.add_url_rule("/cds-services/x", "x", lambda: {}, methods=["POST"])
+    install_cors(app, allowed)
+    client = app.test_client()
+    with caplog.at_level(logging.INFO, logger="service.http.security"):
+        _preflight(client, "https://evil.example")
+        _preflight(client, "https://portal.example.org")
+        # not a preflight: the browser enforces CORS on the answer, nothing refused here
+        client.post("/cds-services/x", headers={"Origin": "https://evil.example"})
+    refused = [r.getMessage() for r in caplog.records if r.getMessage().startswith("CORS")]
+    expected = ["CORS origin refused: https://evil.example"]
+    if not allowed:
+        expected.append("CORS origin refused: https://portal.example.org")
+    assert refused == expected
+    assert all(r.levelno == logging.INFO for r in caplog.records if "CORS" in r.getMessage())
