@@ -8,9 +8,10 @@ copy is then used, no fetching). Every error names the file and the field.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,6 +19,17 @@ import jwt
 
 from service.auth.keys import pinned_key_set
 from service.config import ConfigError
+
+#: Issuers whose signing private key is public: anyone can mint tokens "from" them.
+#: Trusting one is for development only (the service warns at start-up).
+PUBLICLY_KEYED_ISSUERS: Mapping[str, str] = MappingProxyType(
+    {
+        "https://sandbox.cds-hooks.org": (
+            "the CDS Hooks sandbox publishes its signing key in its repository "
+            "(github.com/cds-hooks/sandbox, keys/)"
+        ),
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -84,6 +96,11 @@ def parse_trusted_issuers(data: Any, source: str) -> dict[str, TrustedIssuer]:
             raise ConfigError(f"{where}.iss: {issuer.iss!r} is listed twice")
         issuers[issuer.iss] = issuer
     return issuers
+
+
+def publicly_keyed(issuers: Iterable[str]) -> dict[str, str]:
+    """Those of ``issuers`` whose private key is public, with why it is."""
+    return {iss: PUBLICLY_KEYED_ISSUERS[iss] for iss in issuers if iss in PUBLICLY_KEYED_ISSUERS}
 
 
 def load_trusted_issuers(path: Path) -> dict[str, TrustedIssuer]:

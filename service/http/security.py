@@ -18,7 +18,7 @@ from flask import Flask, request
 from flask_cors import CORS
 
 from service.audit.records import AuditUnavailable
-from service.auth.issuers import load_trusted_issuers
+from service.auth.issuers import load_trusted_issuers, publicly_keyed
 from service.auth.verifier import ReplayStore, TokenRejected, TokenVerifier
 from service.config import ConfigError, Settings
 from service.http.errors import Problem, unauthorized
@@ -63,6 +63,13 @@ def _issuers_file(settings: Settings) -> Path:
 def build_verifier(settings: Settings, replay_store: ReplayStore) -> TokenVerifier:
     issuers = load_trusted_issuers(_issuers_file(settings))
     log.info("trusting %d CDS client issuer(s): %s", len(issuers), ", ".join(sorted(issuers)))
+    for iss, why in publicly_keyed(issuers).items():
+        log.warning(
+            "trusting %s, whose private key is public (%s): anyone can mint tokens this "
+            "service accepts. Development only; never in production.",
+            iss,
+            why,
+        )
     return TokenVerifier(
         issuers,
         replay_store,

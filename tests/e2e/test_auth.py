@@ -246,6 +246,12 @@ def test_a_disallowed_origin_gets_no_cors_headers_and_is_logged(env: Env) -> Non
     assert "Access-Control-Allow-Origin" not in plain.headers
 
 
+def test_trusting_the_sandbox_is_a_warning_at_start_up(env: Env) -> None:
+    # the env trusts the sandbox's iss (with test keys pinned): the log says what that means
+    [line] = wait_for_log(env.first, "private key is public")
+    assert '"level": "WARNING"' in line and SANDBOX in line
+
+
 def test_no_token_ever_reaches_the_server_log(env: Env) -> None:
     assert len(SENT) > 20
     logs = env.first.log() + env.second.log()

@@ -125,3 +125,22 @@ def test_a_preflight_from_a_refused_origin_is_logged_once(
         expected.append("CORS origin refused: https://portal.example.org")
     assert refused == expected
     assert all(r.levelno == logging.INFO for r in caplog.records if "CORS" in r.getMessage())
+
+
+def test_trusting_an_issuer_whose_private_key_is_public_logs_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    sandbox = {"iss": "https://sandbox.cds-hooks.org", "jwks": jwks(EC_KEY)}
+    for name, listed, warned in [("ehr", [], False), ("sandbox", [sandbox], True)]:
+        issuers = tmp_path / f"{name}.json"
+        issuers.write_text(json.dumps({"issuers": [{"iss": EHR, "jwks": jwks(EC_KEY)}, *listed]}))
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="service.http.security"):
+            build_verifier(Settings(trusted_issuers_file=issuers), FakeReplayStore())
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        if not warned:
+            assert warnings == []
+            continue
+        [warning] = warnings
+        assert "https://sandbox.cds-hooks.org" in warning
+        assert "private key is public" in warning
