@@ -18,7 +18,7 @@ from service.cds.hook import HookHandler
 from service.cds.locate import FhirSource
 from service.cds.screen import Screener
 from service.config import Settings
-from service.fhir_client import FhirClient
+from service.fhir.client import FhirClient
 from service.http import cds, lifecycle, public, security
 from service.http.errors import register_error_handlers
 from service.http.metrics import METRICS_PATH, MetricsEndpoint

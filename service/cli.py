@@ -115,7 +115,7 @@ def evaluate(file: Path, fmt: str) -> None:
     from service.cds.errors import BadRequest, DataUnavailable, QuestionnaireResponseInvalid
     from service.cds.hook import HookHandler
     from service.cds.screen import Screener
-    from service.fhir_client import FhirClient
+    from service.fhir.client import FhirClient
     from service.http.schemas import HookRequestSchema
 
     settings = _settings()

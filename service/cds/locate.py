@@ -16,7 +16,7 @@ from service.cds.errors import BadRequest, DataUnavailable
 
 
 class FhirSource(Protocol):
-    """The client's FHIR server (``service.fhir_client.FhirClient``)."""
+    """The client's FHIR server (``service.fhir.client.FhirClient``)."""
 
     def search(self, base: str, query: str, token: str | None) -> dict[str, Any]: ...
 
