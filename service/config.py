@@ -98,6 +98,8 @@ class Settings:
     #: Caps on the QuestionnaireResponse shape (hostile-input limits).
     max_qr_items: int = 2_000
     max_json_depth: int = 64
+    #: With CDS_AUTH off: the fhirServer base URLs that may be called (empty: loopback only).
+    fhir_servers_allowed: tuple[str, ...] = ()
     #: Timeouts, seconds.
     fhir_timeout: float = 5.0
     db_connect_timeout: int = 3
@@ -138,6 +140,7 @@ class Settings:
             max_body_bytes=_int(env, "MAX_BODY_BYTES", base.max_body_bytes),
             max_qr_items=_int(env, "MAX_QR_ITEMS", base.max_qr_items),
             max_json_depth=_int(env, "MAX_JSON_DEPTH", base.max_json_depth),
+            fhir_servers_allowed=_list(env, "FHIR_SERVERS_ALLOWED"),
             fhir_timeout=_float(env, "FHIR_TIMEOUT_SECONDS", base.fhir_timeout),
             db_connect_timeout=_int(env, "DB_CONNECT_TIMEOUT_SECONDS", base.db_connect_timeout),
             jwks_timeout=_float(env, "JWKS_TIMEOUT_SECONDS", base.jwks_timeout),

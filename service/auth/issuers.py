@@ -2,7 +2,9 @@
 
 A JSON file ``{"issuers": [...]}``; each entry names its ``iss`` and either the
 ``jku`` it publishes its keys at, a pinned ``jwks`` copy, or both (the pinned
-copy is then used, no fetching). Every error names the file and the field.
+copy is then used, no fetching); optionally a ``tenant`` and the ``fhirServers``
+(base URLs) its hook requests may have this service call. Every error names the
+file and the field.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from urllib.parse import urlsplit
 
 import jwt
 
+from service.auth.fhir_servers import FhirServerBase
 from service.auth.keys import pinned_key_set
 from service.config import ConfigError
 
@@ -41,9 +44,11 @@ class TrustedIssuer:
     pinned_keys: jwt.PyJWKSet | None = None
     #: tenant recorded in the audit when the token carries no ``tenant`` claim
     tenant: str | None = None
+    #: the only FHIR servers its hook requests may have this service call (``fhirServers``)
+    fhir_servers: tuple[FhirServerBase, ...] = ()
 
 
-_ISSUER_FIELDS = {"iss", "jku", "jwks", "tenant"}
+_ISSUER_FIELDS = {"iss", "jku", "jwks", "tenant", "fhirServers"}
 
 
 def _http_url(value: Any) -> bool:
@@ -60,6 +65,18 @@ def _optional_text(entry: Mapping[str, Any], name: str, where: str) -> str | Non
     if not isinstance(value, str) or not value:
         raise ConfigError(f"{where}.{name}: must be a non-empty string")
     return value
+
+
+def _fhir_servers(value: Any, where: str) -> tuple[FhirServerBase, ...]:
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: must be a list of base URLs")
+    bases: list[FhirServerBase] = []
+    for index, text in enumerate(value):
+        try:
+            bases.append(FhirServerBase.parse(text))
+        except ValueError as exc:
+            raise ConfigError(f"{where}[{index}]: {exc}, got {str(text)[:200]!r}") from None
+    return tuple(bases)
 
 
 def _issuer(entry: Any, where: str) -> TrustedIssuer:
@@ -81,7 +98,10 @@ def _issuer(entry: Any, where: str) -> TrustedIssuer:
     if jku is None and pinned is None:
         raise ConfigError(f"{where}: give 'jku' (a JWKS URL), 'jwks' (pinned keys), or both")
     tenant = _optional_text(entry, "tenant", where)
-    return TrustedIssuer(iss=iss, jku=jku, pinned_keys=pinned, tenant=tenant)
+    fhir_servers = _fhir_servers(entry.get("fhirServers", []), f"{where}.fhirServers")
+    return TrustedIssuer(
+        iss=iss, jku=jku, pinned_keys=pinned, tenant=tenant, fhir_servers=fhir_servers
+    )
 
 
 def parse_trusted_issuers(data: Any, source: str) -> dict[str, TrustedIssuer]:

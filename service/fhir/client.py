@@ -1,18 +1,45 @@
 """Outbound calls to the CDS client's FHIR server (the ``fhirServer`` path).
 
 The bearer ``access_token`` is used for the call and forgotten: never logged,
-never stored.
+never stored. What went wrong is logged at INFO (server and resource type, never
+the query or the token); the error itself says only that there was no usable
+answer, so a 412 never echoes what a remote server said or whether it listens.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
+
+log = logging.getLogger(__name__)
+
+#: The one message a caller (and so a 412) gets, whatever went wrong.
+NO_USABLE_ANSWER = "fhirServer gave no usable answer"
 
 
 class FhirServerError(RuntimeError):
     """The FHIR server could not be reached or gave an unusable answer."""
+
+    def __init__(self) -> None:
+        super().__init__(NO_USABLE_ANSWER)
+
+
+def _server(base: str) -> str:
+    """scheme://host[:port]/path of a base URL: no user, password or query reaches a log."""
+    try:
+        parts = urlsplit(base)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<not a URL>"
+    return f"{parts.scheme}://{parts.hostname}{port}{parts.path}"[:300]
+
+
+def _failed(base: str, resource_type: str, detail: str) -> FhirServerError:
+    log.info("fhirServer %s (%s) failed: %s", _server(base), resource_type, detail)
+    return FhirServerError()
 
 
 class FhirClient:
@@ -28,13 +55,13 @@ class FhirClient:
         try:
             response = self._session.get(url, params=params, headers=headers, timeout=self._timeout)
         except requests.RequestException as exc:
-            raise FhirServerError(f"FHIR server unreachable ({type(exc).__name__})") from exc
+            raise _failed(base, path, f"unreachable ({type(exc).__name__})") from exc
         if response.status_code != 200:
-            raise FhirServerError(f"FHIR server answered HTTP {response.status_code}")
+            raise _failed(base, path, f"answered HTTP {response.status_code}")
         try:
             return response.json()
         except ValueError as exc:
-            raise FhirServerError("FHIR server answered with a body that is not JSON") from exc
+            raise _failed(base, path, "answered with a body that is not JSON") from exc
 
     def search(self, base: str, query: str, token: str | None) -> dict[str, Any]:
         """GET ``base/<query>`` where query is ``Type?a=b&c=d``; returns a Bundle."""
@@ -42,7 +69,7 @@ class FhirClient:
         params = dict(part.split("=", 1) for part in raw.split("&") if "=" in part)
         body = self._get(base, resource_type, params, token)
         if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
-            raise FhirServerError("FHIR search did not return a Bundle")
+            raise _failed(base, resource_type, "search did not return a Bundle")
         return body
 
     def questionnaire(self, base: str, canonical: str, token: str | None) -> dict[str, Any] | None:

@@ -18,6 +18,7 @@ from flask import Flask, request
 from flask_cors import CORS
 
 from service.audit.records import AuditUnavailable
+from service.auth.fhir_servers import FhirServerPolicy
 from service.auth.issuers import load_trusted_issuers, publicly_keyed
 from service.auth.verifier import ReplayStore, TokenRejected, TokenVerifier
 from service.config import ConfigError, Settings
@@ -147,11 +148,21 @@ def install_cors(app: Flask, origins: Iterable[str]) -> None:
     CORS(app, resources={path: options for path in CORS_PATHS})
 
 
+def fhir_server_policy(settings: Settings) -> FhirServerPolicy:
+    """Which fhirServer may be called for whom: the issuers' ``fhirServers`` with auth on,
+    ``FHIR_SERVERS_ALLOWED`` (default: loopback) with auth off."""
+    if settings.auth_enabled:
+        return FhirServerPolicy.for_issuers(load_trusted_issuers(_issuers_file(settings)))
+    try:
+        return FhirServerPolicy.without_auth(settings.fhir_servers_allowed)
+    except ValueError as exc:
+        raise ConfigError(f"FHIR_SERVERS_ALLOWED: {exc}") from None
+
+
 def check_settings(settings: Settings) -> None:
     """Fail fast (ConfigError naming the variable/file/field) before a server starts."""
     cors_origins(settings.cors_origins)
-    if settings.auth_enabled:
-        load_trusted_issuers(_issuers_file(settings))
+    fhir_server_policy(settings)  # with auth on, this reads and checks the issuers file
 
 
 def authentication_gate(
