@@ -62,7 +62,9 @@ def create_app(
         max_items=settings.max_qr_items,
         public_url=settings.public_url,
     )
-    handler = HookHandler(screener, fhir or FhirClient(timeout=settings.fhir_timeout))
+    if fhir is None:
+        fhir = FhirClient(timeout=settings.fhir_timeout, max_bytes=settings.fhir_max_response_bytes)
+    handler = HookHandler(screener, fhir)
     feedback = FeedbackDesk(audit, clock=clock, new_id=new_id)
     app.extensions[EXTENSION_KEY] = Runtime(settings, handler, feedback, audit)
 

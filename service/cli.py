@@ -125,7 +125,10 @@ def evaluate(file: Path, fmt: str) -> None:
         cache_size=0,
         public_url=settings.public_url,
     )
-    handler = HookHandler(screener, FhirClient(timeout=settings.fhir_timeout))
+    handler = HookHandler(
+        screener,
+        FhirClient(timeout=settings.fhir_timeout, max_bytes=settings.fhir_max_response_bytes),
+    )
     raw = _load_request(file)
     service = next((s for s in handler.catalogue if s.hook == raw.get("hook")), None)
     if service is None:

@@ -100,7 +100,9 @@ class Settings:
     max_json_depth: int = 64
     #: With CDS_AUTH off: the fhirServer base URLs that may be called (empty: loopback only).
     fhir_servers_allowed: tuple[str, ...] = ()
-    #: Timeouts, seconds.
+    #: Largest answer read from a fhirServer, bytes (a larger one is a failed call).
+    fhir_max_response_bytes: int = 4_000_000
+    #: Timeouts, seconds (FHIR and JWKS: one deadline for the whole call).
     fhir_timeout: float = 5.0
     db_connect_timeout: int = 3
     jwks_timeout: float = 3.0
@@ -141,6 +143,9 @@ class Settings:
             max_qr_items=_int(env, "MAX_QR_ITEMS", base.max_qr_items),
             max_json_depth=_int(env, "MAX_JSON_DEPTH", base.max_json_depth),
             fhir_servers_allowed=_list(env, "FHIR_SERVERS_ALLOWED"),
+            fhir_max_response_bytes=_int(
+                env, "FHIR_MAX_RESPONSE_BYTES", base.fhir_max_response_bytes
+            ),
             fhir_timeout=_float(env, "FHIR_TIMEOUT_SECONDS", base.fhir_timeout),
             db_connect_timeout=_int(env, "DB_CONNECT_TIMEOUT_SECONDS", base.db_connect_timeout),
             jwks_timeout=_float(env, "JWKS_TIMEOUT_SECONDS", base.jwks_timeout),

@@ -20,11 +20,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import jwt
-import requests
 from cryptography.hazmat.primitives.asymmetric.ec import SECP384R1, EllipticCurvePublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from service.config import ConfigError
+from service.outbound import BoundedGet, OutboundError
 
 log = logging.getLogger(__name__)
 
@@ -128,26 +128,17 @@ def usable_jwks(document: Any, source: str) -> list[dict[str, Any]]:
 
 
 def fetch_jwks(url: str, timeout: float) -> Any:
-    """GET a JWKS document (no redirects, size-capped); raises KeySourceError."""
+    """GET a JWKS document within ``timeout`` seconds in all, at most MAX_JWKS_BYTES long,
+    no redirects; raises KeySourceError."""
+    fetch = BoundedGet(deadline=timeout, max_bytes=MAX_JWKS_BYTES)
     try:
-        with requests.get(
-            url,
-            timeout=timeout,
-            allow_redirects=False,
-            stream=True,
-            headers={"Accept": "application/json"},
-        ) as response:
-            if response.status_code != 200:
-                raise KeySourceError(f"{url} answered HTTP {response.status_code}")
-            raw = response.raw.read(MAX_JWKS_BYTES + 1, decode_content=True)
-    except requests.RequestException as exc:
-        raise KeySourceError(f"{url} unreachable ({type(exc).__name__})") from exc
-    if len(raw) > MAX_JWKS_BYTES:
-        raise KeySourceError(f"{url} sent more than {MAX_JWKS_BYTES} bytes")
+        raw = fetch(url, {"Accept": "application/json"})
+    except OutboundError as exc:
+        raise KeySourceError(f"{url} {exc}") from None
     try:
         return json.loads(raw)
-    except ValueError as exc:
-        raise KeySourceError(f"{url} did not send JSON") from exc
+    except (ValueError, RecursionError):
+        raise KeySourceError(f"{url} did not send JSON") from None
 
 
 class _RefreshRefused(jwt.PyJWKClientConnectionError):

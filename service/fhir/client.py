@@ -1,20 +1,26 @@
 """Outbound calls to the CDS client's FHIR server (the ``fhirServer`` path).
 
 The bearer ``access_token`` is used for the call and forgotten: never logged,
-never stored. What went wrong is logged at INFO (server and resource type, never
+never stored. Each call has one deadline (connect and every read together,
+``FHIR_TIMEOUT_SECONDS``) and its answer a size cap (``FHIR_MAX_RESPONSE_BYTES``),
+see ``service.outbound``. What went wrong is logged at INFO (server and resource type, never
 the query or the token); the error itself says only that there was no usable
 answer, so a 412 never echoes what a remote server said or whether it listens.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
-import requests
+from service.outbound import BoundedGet, OutboundError
 
 log = logging.getLogger(__name__)
+
+#: FHIR_MAX_RESPONSE_BYTES' default: an intake search answer is a few kB.
+DEFAULT_MAX_RESPONSE_BYTES = 4_000_000
 
 #: The one message a caller (and so a 412) gets, whatever went wrong.
 NO_USABLE_ANSWER = "fhirServer gave no usable answer"
@@ -43,25 +49,24 @@ def _failed(base: str, resource_type: str, detail: str) -> FhirServerError:
 
 
 class FhirClient:
-    def __init__(self, *, timeout: float, session: requests.Session | None = None) -> None:
-        self._timeout = timeout
-        self._session = session or requests.Session()
+    """Reads from a client's FHIR server: one deadline per call, answers capped in size."""
+
+    def __init__(self, *, timeout: float, max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES) -> None:
+        self._get_bytes = BoundedGet(deadline=timeout, max_bytes=max_bytes)
 
     def _get(self, base: str, path: str, params: dict[str, str], token: str | None) -> Any:
         headers = {"Accept": "application/fhir+json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        url = f"{base.rstrip('/')}/{path}"
+        url = f"{base.rstrip('/')}/{path}?{urlencode(params)}"
         try:
-            response = self._session.get(url, params=params, headers=headers, timeout=self._timeout)
-        except requests.RequestException as exc:
-            raise _failed(base, path, f"unreachable ({type(exc).__name__})") from exc
-        if response.status_code != 200:
-            raise _failed(base, path, f"answered HTTP {response.status_code}")
+            raw = self._get_bytes(url, headers)
+        except OutboundError as exc:
+            raise _failed(base, path, str(exc)) from None
         try:
-            return response.json()
-        except ValueError as exc:
-            raise _failed(base, path, "answered with a body that is not JSON") from exc
+            return json.loads(raw)
+        except (ValueError, RecursionError):
+            raise _failed(base, path, "answered with a body that is not JSON") from None
 
     def search(self, base: str, query: str, token: str | None) -> dict[str, Any]:
         """GET ``base/<query>`` where query is ``Type?a=b&c=d``; returns a Bundle."""
@@ -82,7 +87,8 @@ class FhirClient:
             bundle = self._get(base, "Questionnaire", params, token)
         except FhirServerError:
             return None
-        for entry in (bundle or {}).get("entry") or []:
+        entries = bundle.get("entry") if isinstance(bundle, dict) else None
+        for entry in entries if isinstance(entries, list) else []:
             resource = entry.get("resource") if isinstance(entry, dict) else None
             if isinstance(resource, dict) and resource.get("resourceType") == "Questionnaire":
                 return resource

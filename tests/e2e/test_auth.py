@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from testkit.server import ServerProcess, free_port
-from testkit.signing import ClientKey, jwks
+from testkit.signing import ClientKey, claims, jwks
 from tests.e2e.audit_db import audit_engine, wait_for_invocations
 from tests.e2e.auth_tokens import (
     ALLOWED_ORIGIN,
@@ -40,9 +40,16 @@ from tests.e2e.auth_tokens import (
 )
 from tests.e2e.conftest import ServerFactory
 from tests.e2e.jwks_server import JwksPublisher
+from tests.e2e.misbehaving_server import BadAnswer, misbehaving_server
 
 #: every token sent, so the last test can check none reached a log
 SENT: list[str] = []
+
+
+#: an issuer whose key server drips its JWKS, a byte a second (each within the 2 s timeout)
+DRIPPING = "https://dripping-issuer.example.org"
+DRIPPING_KEY = ClientKey.es384("drip-1")
+DRIPPING_JWKS = BadAnswer(json.dumps(jwks(DRIPPING_KEY)).encode(), drip=6, interval=1.0)
 
 
 class Env:
@@ -54,13 +61,17 @@ class Env:
 
 @pytest.fixture(scope="module")
 def env(server_factory: ServerFactory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    with JwksPublisher(jwks(EHR_EC, EHR_RSA)).running() as publisher:
+    with (
+        JwksPublisher(jwks(EHR_EC, EHR_RSA)).running() as publisher,
+        misbehaving_server(DRIPPING_JWKS) as dripping,
+    ):
         issuers = {
             "issuers": [
                 {"iss": EHR, "jku": publisher.url, "tenant": "clinic-a"},
                 {"iss": SANDBOX, "jku": SANDBOX_JKU, "jwks": jwks(SANDBOX_KEY)},
                 # its key server is down: nothing listens on this port
                 {"iss": OFFLINE, "jku": f"http://127.0.0.1:{free_port()}/jwks.json"},
+                {"iss": DRIPPING, "jku": dripping + "/jwks.json"},
             ]
         }
         path: Path = tmp_path_factory.mktemp("auth") / "trusted-issuers.json"
@@ -147,6 +158,14 @@ def test_a_good_token_from_a_jku_issuer_is_accepted(env: Env, key: ClientKey) ->
 def test_a_sandbox_style_token_is_accepted_with_pinned_keys(env: Env) -> None:
     response = call(env.first, DISCOVERY, sandbox_token(DISCOVERY))
     assert response.status_code == 200, response.text
+
+
+def test_a_dripping_key_server_cannot_hold_a_call_past_the_jwks_deadline(env: Env) -> None:
+    token = DRIPPING_KEY.sign(claims(DRIPPING, PUBLIC_URL + DISCOVERY))
+    assert_unauthorized(call(env.first, DISCOVERY, token))
+    [line] = wait_for_log(env.first, "no complete answer within 2.0s")
+    assert "JWKS refresh failed" in line and '"level": "WARNING"' in line
+    assert DRIPPING_JWKS.outcome() == "client gone"
 
 
 def test_the_token_protects_discovery_services_and_feedback(env: Env) -> None:
