@@ -155,3 +155,10 @@ def test_a_jwks_fetch_is_capped_and_bounded_too() -> None:
         pytest.raises(KeySourceError, match=r"no complete answer within 1.5s"),
     ):
         fetch_jwks(base, 1.5)
+
+
+@pytest.mark.parametrize("body", [b"[1]", b'{"entry": 5}', b'"text"', b"[" * 100_000])
+def test_an_odd_questionnaire_answer_is_no_questionnaire_not_a_crash(body: bytes) -> None:
+    with misbehaving_server(BadAnswer(body)) as base:
+        found = FhirClient(timeout=5.0).questionnaire(base, "https://x.example/Q|1", None)
+    assert found is None
