@@ -64,7 +64,7 @@ def create_app(
     )
     if fhir is None:
         fhir = FhirClient(timeout=settings.fhir_timeout, max_bytes=settings.fhir_max_response_bytes)
-    handler = HookHandler(screener, fhir)
+    handler = HookHandler(screener, fhir, security.fhir_server_policy(settings))
     feedback = FeedbackDesk(audit, clock=clock, new_id=new_id)
     app.extensions[EXTENSION_KEY] = Runtime(settings, handler, feedback, audit)
 

@@ -112,6 +112,7 @@ def evaluate(file: Path, fmt: str) -> None:
     Exit status: 0 when the screen ran, 1 when the input was rejected.
     """
     from service.app import load_knowledge
+    from service.auth.fhir_servers import FhirServerPolicy
     from service.cds.errors import BadRequest, DataUnavailable, QuestionnaireResponseInvalid
     from service.cds.hook import HookHandler
     from service.cds.screen import Screener
@@ -128,6 +129,8 @@ def evaluate(file: Path, fmt: str) -> None:
     handler = HookHandler(
         screener,
         FhirClient(timeout=settings.fhir_timeout, max_bytes=settings.fhir_max_response_bytes),
+        # offline: no client token, so the auth-off list applies (loopback by default)
+        FhirServerPolicy.without_auth(settings.fhir_servers_allowed),
     )
     raw = _load_request(file)
     service = next((s for s in handler.catalogue if s.hook == raw.get("hook")), None)

@@ -74,13 +74,13 @@ def _handler(store: FakeFhirStore) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def fhir_server(store: FakeFhirStore) -> Iterator[str]:
-    """Serve ``store`` on a free loopback port; yields the base URL."""
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(store))
+def fhir_server(store: FakeFhirStore, host: str = "127.0.0.1") -> Iterator[str]:
+    """Serve ``store`` on a free port of a loopback address; yields the base URL."""
+    httpd = ThreadingHTTPServer((host, 0), _handler(store))
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/fhir"
+        yield f"http://{host}:{httpd.server_address[1]}/fhir"
     finally:
         httpd.shutdown()
         httpd.server_close()

@@ -12,7 +12,7 @@ from typing import Any
 
 from service.cds.catalogue import CdsService, build_catalogue
 from service.cds.errors import BadRequest, QuestionnaireResponseInvalid
-from service.cds.locate import FhirSource, locate
+from service.cds.locate import FhirServerGuard, FhirSource, locate
 from service.cds.screen import Screener, Screening
 from service.engine import CLINICIAN, PATIENT
 from service.fhir import InvalidResource
@@ -34,14 +34,18 @@ class HookResult:
 
 
 class HookHandler:
-    def __init__(self, screener: Screener, fhir: FhirSource) -> None:
+    def __init__(self, screener: Screener, fhir: FhirSource, guard: FhirServerGuard) -> None:
         self.screener = screener
         self.knowledge = screener.knowledge
         self.fhir = fhir
+        self.guard = guard
         self.catalogue = build_catalogue(self.knowledge.library.intake_canonical)
         self.services = {service.id: service for service in self.catalogue}
 
-    def handle(self, service: CdsService, request: Mapping[str, Any]) -> HookResult:
+    def handle(
+        self, service: CdsService, request: Mapping[str, Any], client_iss: str | None = None
+    ) -> HookResult:
+        """``client_iss``: the verified caller (None with auth off), for the fhirServer guard."""
         if request["hook"] != service.hook:
             raise BadRequest(
                 f"service {service.id} answers hook '{service.hook}', not '{request['hook']}'",
@@ -54,13 +58,17 @@ class HookHandler:
                 f"context lacks {', '.join(missing)} (required for hook {service.hook})",
                 f"context.{missing[0]}",
             )
-        qr, source = locate(request, self.fhir, self.knowledge.library.intake_canonical)
+        server: str | None = request.get("fhirServer")
+        allowed = server is not None and self.guard.allows(client_iss, server)
+        canonical = self.knowledge.library.intake_canonical
+        qr, source = locate(request, self.fhir, canonical, server_allowed=allowed)
         check_subject(qr, context)
-        server = request.get("fhirServer")
         token = (request.get("fhirAuthorization") or {}).get("access_token")
 
         def fetch(canonical: str) -> dict[str, Any] | None:
-            return self.fhir.questionnaire(server, canonical, token) if server else None
+            if server is None or not allowed:
+                return None
+            return self.fhir.questionnaire(server, canonical, token)
 
         try:
             screening = self.screener.screen(

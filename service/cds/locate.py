@@ -25,6 +25,16 @@ class FhirSource(Protocol):
     ) -> dict[str, Any] | None: ...
 
 
+class FhirServerGuard(Protocol):
+    """Which fhirServer may be called for which client (``service.auth.FhirServerPolicy``)."""
+
+    def allows(self, iss: str | None, url: str) -> bool: ...
+
+
+#: The 412 text when a request names a fhirServer not allowed for its client: it says
+#: nothing of the server (never contacted) and nothing a prober could learn from.
+NOT_ALLOWED = "fhirServer is not allowed for this client"
+
 _EARLIEST = datetime.min.replace(tzinfo=UTC)
 
 
@@ -52,9 +62,17 @@ def newest_questionnaire_response(bundle: Mapping[str, Any]) -> dict[str, Any] |
 
 
 def locate(
-    request: Mapping[str, Any], fhir: FhirSource, intake_canonical: str
+    request: Mapping[str, Any],
+    fhir: FhirSource,
+    intake_canonical: str,
+    *,
+    server_allowed: bool,
 ) -> tuple[dict[str, Any], str]:
-    """The QR JSON and where it came from: context | prefetch | fhirServer."""
+    """The QR JSON and where it came from: context | prefetch | fhirServer.
+
+    ``server_allowed``: whether the request's fhirServer may be called for this client;
+    when it may not, the server is never contacted and the answer is 412.
+    """
     context = request["context"]
     in_context = context.get("questionnaireResponse")
     if in_context is not None:
@@ -72,6 +90,8 @@ def locate(
     server = request.get("fhirServer")
     patient = context.get("patientId")
     if server and isinstance(patient, str) and patient:
+        if not server_allowed:
+            raise DataUnavailable(NOT_ALLOWED)
         token = (request.get("fhirAuthorization") or {}).get("access_token")
         try:
             bundle = fhir.search(server, intake_query(intake_canonical, patient), token)

@@ -47,7 +47,7 @@ def call_service(service_id: str) -> Response:
     trace.note_envelope(body)
     data = load_or_400(_hook_request_schema, body)
     try:
-        result = rt.handler.handle(service, data)
+        result = rt.handler.handle(service, data, trace.client_iss)
     except BadRequest as exc:
         raise Problem(400, str(exc), code="invalid", expression=[exc.expression]) from exc
     except DataUnavailable as exc:

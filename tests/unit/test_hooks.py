@@ -80,19 +80,23 @@ def test_context_wins_over_prefetch() -> None:
         ),
         FakeFhir(),
         CANONICAL,
+        server_allowed=True,
     )
     assert (found["id"], source) == ("ctx", "context")
 
 
 def test_prefetch_then_fhir_server() -> None:
     fhir = FakeFhir(bundle=bundle(qr("2026-01-01", "remote")))
-    found, source = locate(request(prefetch={"intake": qr(None, "pre")}), fhir, CANONICAL)
+    found, source = locate(
+        request(prefetch={"intake": qr(None, "pre")}), fhir, CANONICAL, server_allowed=True
+    )
     assert (found["id"], source) == ("pre", "prefetch")
     assert fhir.calls == []
     found, source = locate(
         request(fhirServer="http://fhir", fhirAuthorization={"access_token": "t"}),
         fhir,
         CANONICAL,
+        server_allowed=True,
     )
     assert (found["id"], source) == ("remote", "fhirServer")
     assert fhir.calls[0][0] == "http://fhir" and fhir.calls[0][2] == "t"
@@ -110,12 +114,12 @@ def test_prefetch_then_fhir_server() -> None:
 )
 def test_unobtainable_is_data_unavailable(extra: dict[str, Any]) -> None:
     with pytest.raises(DataUnavailable):
-        locate(request(**extra), FakeFhir(bundle=None), CANONICAL)
+        locate(request(**extra), FakeFhir(bundle=None), CANONICAL, server_allowed=True)
 
 
 def test_prefetch_that_is_not_an_object_is_bad_request() -> None:
     with pytest.raises(BadRequest):
-        locate(request(prefetch={"intake": [1]}), FakeFhir(), CANONICAL)
+        locate(request(prefetch={"intake": [1]}), FakeFhir(), CANONICAL, server_allowed=True)
 
 
 def test_subject_must_be_the_context_patient() -> None:
@@ -123,3 +127,22 @@ def test_subject_must_be_the_context_patient() -> None:
         check_subject({"subject": {"reference": "Patient/p2"}}, {"patientId": "p1"})
     check_subject({"subject": {"reference": "Patient/p1"}}, {"patientId": "p1"})
     check_subject({"subject": {"reference": "Patient/p1/_history/3"}}, {"patientId": "p1"})
+
+
+def test_a_server_not_allowed_is_never_contacted() -> None:
+    fhir = FakeFhir(bundle=bundle(qr("2026-01-01", "remote")))
+    with pytest.raises(DataUnavailable, match="not allowed"):
+        locate(
+            request(fhirServer="http://elsewhere", fhirAuthorization={"access_token": "t"}),
+            fhir,
+            CANONICAL,
+            server_allowed=False,
+        )
+    assert fhir.calls == []
+    found, source = locate(
+        request(prefetch={"intake": qr(None, "pre")}, fhirServer="http://elsewhere"),
+        fhir,
+        CANONICAL,
+        server_allowed=False,
+    )
+    assert (found["id"], source) == ("pre", "prefetch")
