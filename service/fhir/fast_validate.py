@@ -42,7 +42,8 @@ from pydantic_core import SchemaValidator, ValidationError
 _AFTER = FHIRAbstractModel.validate_after_model_construction
 _BEFORE = FHIRAbstractModel.reject_null_complex_elements.__func__
 _WRAP_QUALNAME = "FhirBase.__get_pydantic_core_schema__.<locals>._validate"
-_SKIPPED_KEYS = frozenset({"serialization", "ref", "metadata"})
+#: dropped from the rewritten schemas: serializers (never used here), the original refs
+_DROPPED = frozenset({"serialization", "ref"})
 
 
 class NotCompilable(RuntimeError):
@@ -77,34 +78,40 @@ def _one_of_many(cls: type[FHIRAbstractModel]) -> list[tuple[frozenset[str], boo
     return groups
 
 
-def _required(cls: type[FHIRAbstractModel]) -> list[tuple[str, str | None]]:
+def _required(cls: type[FHIRAbstractModel]) -> frozenset[str]:
+    """Fields of the primitives ``cls`` requires (present, or their ``_field`` extended)."""
     sample = cls.model_construct()
     aliases = cls.get_alias_mapping()
-    return [(aliases[name], ext) for name, ext in sample.get_required_fields()]
+    return frozenset(aliases[name] for name, _ in sample.get_required_fields())
 
 
-def _after_check(cls: type[FHIRAbstractModel]) -> Callable[[Any], Any] | None:
-    """``validate_after_model_construction`` compiled for ``cls``; None when a no-op."""
+def _choice_check(cls: type[FHIRAbstractModel]) -> Callable[[Any], Any] | None:
+    """The choice-type half of ``validate_after_model_construction``, compiled for ``cls``
+    (None when ``cls`` has no choice type): at most one ``value[x]``, one if required."""
     groups = _one_of_many(cls)
-    required = _required(cls)
-    if not groups and not required:
+    if not groups:
         return None
 
     def check(model: Any) -> Any:
-        values = model.__dict__
         given = model.__pydantic_fields_set__
         for fields, needed in groups:
-            found = [field for field in fields & given if values[field] is not None]
-            if len(found) > 1 or (needed and not found):
-                raise ValueError(f"{cls.__name__}: one of {sorted(fields)} expected")
-        for field, ext in required:
-            if values[field] is None:
-                primitive_ext = values[ext] if ext is not None else None
-                if primitive_ext is None or not primitive_ext.extension:
-                    raise ValueError(f"{cls.__name__}.{field} is required")
+            present = fields & given
+            if len(present) > 1 or (needed and not present):
+                values = model.__dict__
+                found = [field for field in present if values[field] is not None]
+                if len(found) > 1 or (needed and not found):
+                    raise ValueError(f"{cls.__name__}: one of {sorted(fields)} expected")
         return model
 
     return check
+
+
+def _required_natively(field: Mapping[str, Any]) -> dict[str, Any]:
+    """The field without its default and not nullable: pydantic-core then requires it."""
+    schema = field["schema"]
+    while schema.get("type") in {"default", "nullable"}:
+        schema = schema["schema"]
+    return {**field, "schema": schema}
 
 
 def _resource_choice(resource_type: str, reference: dict[str, Any]) -> dict[str, Any]:
@@ -128,6 +135,8 @@ class _Compiler:
     def __init__(self, contained: Iterable[type[FHIRAbstractModel]]) -> None:
         self.definitions: dict[str, Any] = {}
         self.contained = tuple(contained)
+        #: element names required here and not on the reference (see CompiledModel)
+        self.required: set[str] = set()
 
     def ref(self, cls: type[FHIRAbstractModel]) -> dict[str, Any]:
         name = f"{cls.__module__}.{cls.__qualname__}"
@@ -138,15 +147,15 @@ class _Compiler:
 
     def model(self, cls: type[FHIRAbstractModel], name: str) -> dict[str, Any]:
         node: Mapping[str, Any] = cls.__pydantic_core_schema__
-        check = None
+        check, required = None, frozenset[str]()
         if node.get("type") == "function-after" and _is(_function(node), _AFTER):
-            check = _after_check(cls)
+            check, required = _choice_check(cls), _required(cls)
             node = node["schema"]
         if node.get("type") != "model" or node.get("cls") is not cls:
             raise NotCompilable(f"{cls.__name__}: not a model schema")
-        inner = self.rewrite(node["schema"], cls)
+        inner = self.rewrite(node["schema"], cls, required)
         compiled: dict[str, Any] = {
-            key: value for key, value in node.items() if key not in _SKIPPED_KEYS
+            key: value for key, value in node.items() if key not in _DROPPED
         }
         compiled.update(schema=inner, custom_init=False)
         if check is not None:
@@ -158,7 +167,9 @@ class _Compiler:
         compiled["ref"] = name
         return compiled
 
-    def rewrite(self, node: Any, owner: type[FHIRAbstractModel]) -> Any:
+    def rewrite(
+        self, node: Any, owner: type[FHIRAbstractModel], required: frozenset[str] = frozenset()
+    ) -> Any:
         if isinstance(node, list):
             return [self.rewrite(item, owner) for item in node]
         if not isinstance(node, Mapping):
@@ -167,19 +178,19 @@ class _Compiler:
         if kind in {"function-before", "function-after", "function-wrap", "function-plain"}:
             function = _function(node)
             if _is(function, _BEFORE):
-                return self.rewrite(node["schema"], owner)
+                return self.rewrite(node["schema"], owner, required)
             if _is(function, _AFTER):
                 raise NotCompilable(f"{owner.__name__}: a nested after validator")
             if getattr(function, "__qualname__", "") == _WRAP_QUALNAME:
                 return self.element(function)
         if kind == "model-fields":
-            return self.fields(node, owner)
+            return self.fields(node, owner, required)
         if kind in {"definitions", "definition-ref", "model"}:
             raise NotCompilable(f"{owner.__name__}: unexpected {kind} schema")
         return {
-            key: (value if key in _SKIPPED_KEYS else self.rewrite(value, owner))
+            key: (value if key == "metadata" else self.rewrite(value, owner, required))
             for key, value in node.items()
-            if key not in ("serialization", "ref")
+            if key not in _DROPPED
         }
 
     def element(self, wrap: Any) -> dict[str, Any]:
@@ -195,7 +206,9 @@ class _Compiler:
             "discriminator": _discriminator,
         }
 
-    def fields(self, node: Mapping[str, Any], owner: type[FHIRAbstractModel]) -> dict[str, Any]:
+    def fields(
+        self, node: Mapping[str, Any], owner: type[FHIRAbstractModel], required: frozenset[str]
+    ) -> dict[str, Any]:
         refusing_null = _refuses_null_items(owner)
         fields = {}
         for name, field in node["fields"].items():
@@ -203,6 +216,9 @@ class _Compiler:
             if name in refusing_null and _nullable_items(schema):
                 raise NotCompilable(f"{owner.__name__}.{name}: a list of elements that takes null")
             fields[name] = {**field, "schema": schema}
+            if name in required:
+                fields[name] = _required_natively(fields[name])
+                self.required.add(str(field.get("validation_alias", name)))
         rest = {k: self.rewrite(v, owner) for k, v in node.items() if k not in ("fields",)}
         return {**rest, "fields": fields}
 
@@ -236,6 +252,10 @@ class CompiledModel:
         root = compiler.ref(resource)
         self.resource = resource
         self.resource_type = resource.get_resource_type()
+        #: Required primitives (``status``, ``linkId``...) are required here outright: the
+        #: reference also accepts them absent or null when their ``_field`` extension has
+        #: extensions; such input goes to the reference.
+        self.required_elements = frozenset(compiler.required)
         self._validator = SchemaValidator(
             {
                 "type": "definitions",

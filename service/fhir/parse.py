@@ -18,7 +18,6 @@ from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from pydantic import ValidationError
 
 from service.fhir.fast_validate import CompiledModel, NotCompilable
-from service.fhir.items import walk_items
 
 _MAX_REPORTED_ERRORS = 10
 log = logging.getLogger(__name__)
@@ -68,6 +67,12 @@ def _validate(model: type[Any], data: object, resource_type: str) -> Any:
             f"{resource_type} is not valid FHIR R4: a contained resource has an unknown "
             "resourceType",
             (f"{resource_type}.contained",),
+        ) from None
+    except Exception as exc:  # fhir.resources crashed on hostile input: still not valid FHIR
+        log.warning("fhir.resources raised %s validating a %s", type(exc).__name__, resource_type)
+        raise InvalidResource(
+            f"{resource_type} is not valid FHIR R4: an element has a value of the wrong shape",
+            (resource_type,),
         ) from None
 
 
@@ -121,18 +126,28 @@ def count_items(data: object, limit: int) -> int:
     """Count QR items (groups, nested items, items under answers) in raw JSON; stop past limit.
 
     Runs before validation, so a hostile QR cannot make validation do unbounded work.
+    The same items as ``walk_items`` (objects in ``item`` lists, under items and under
+    each answer), counted without building the walk.
     """
     if not isinstance(data, Mapping):
         return 0
     count = 0
-    for count, _ in enumerate(walk_items(_list(data.get("item"))), start=1):
-        if count > limit:
-            raise InvalidResource(
-                f"QuestionnaireResponse has more than {limit} items",
-                ("QuestionnaireResponse.item",),
-            )
+    lists = [data.get("item")]
+    while lists:
+        items = lists.pop()
+        if not isinstance(items, list):
+            continue
+        for item in items:
+            if not (type(item) is dict or isinstance(item, Mapping)):
+                continue
+            count += 1
+            if count > limit:
+                raise InvalidResource(
+                    f"QuestionnaireResponse has more than {limit} items",
+                    ("QuestionnaireResponse.item",),
+                )
+            lists.append(item.get("item"))
+            answers = item.get("answer")
+            if isinstance(answers, list):
+                lists.extend(a.get("item") for a in answers if isinstance(a, Mapping))
     return count
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
