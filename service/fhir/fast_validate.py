@@ -96,7 +96,7 @@ def _choice_check(cls: type[FHIRAbstractModel]) -> Callable[[Any], Any] | None:
         given = model.__pydantic_fields_set__
         for fields, needed in groups:
             present = fields & given
-            if len(present) > 1 or (needed and not present):
+            if needed or len(present) > 1:  # a field given as null is no value
                 values = model.__dict__
                 found = [field for field in present if values[field] is not None]
                 if len(found) > 1 or (needed and not found):

@@ -81,6 +81,13 @@ def _wrong_type(rng: random.Random, qr: dict[str, Any]) -> None:
         target[rng.choice(sorted(target))] = copy.deepcopy(rng.choice(ODD_VALUES))
 
 
+def _null_value(rng: random.Random, qr: dict[str, Any]) -> None:
+    """Any key of any object (the contained form's included) set to null."""
+    target = pick(rng, qr)
+    if target:
+        target[rng.choice(sorted(target))] = None
+
+
 def _bad_date(rng: random.Random, qr: dict[str, Any]) -> None:
     value = rng.choice(BAD_DATES)
     target, key = rng.choice(
@@ -279,6 +286,7 @@ def _lax_primitives(rng: random.Random, qr: dict[str, Any]) -> None:
 
 MUTATIONS: dict[str, Edit] = {
     "wrong-type": _wrong_type,
+    "null-value": _null_value,
     "bad-date": _bad_date,
     "bad-code": _bad_code,
     "empty-string": _empty_string,

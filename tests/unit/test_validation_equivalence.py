@@ -35,6 +35,7 @@ from service.fhir import InvalidResource, parse_questionnaire_response
 from service.fhir.fast_validate import CompiledModel, NotCompilable
 from service.fhir.parse import compiled_response_model, reference_parse_questionnaire_response
 from tests.unit.qr_corpus import generated, known_qrs, valid_bases
+from tests.unit.qr_edits import objects
 
 SMALL_CORPUS = 400
 FULL_CORPUS = 12_000
@@ -309,3 +310,17 @@ def test_primitive_extension_given_as_a_json_number_string_is_invalid_not_a_cras
     with pytest.raises(InvalidResource) as info:
         parse_questionnaire_response(qr)
     assert info.value.expression == ("QuestionnaireResponse",)
+
+
+def test_a_required_choice_given_as_null_is_refused_by_the_fast_path() -> None:
+    # found by the full corpus (seed 7695): answerOption.value[x] is required; a key
+    # present with null is no value at all
+    qr = copy.deepcopy(valid_bases()[1])
+    options = [o for _, o in objects(qr["contained"][0]) if "valueCoding" in o and "id" not in o]
+    options[0].clear()
+    options[0]["valueCoding"] = None
+    compiled = compiled_response_model()
+    assert compiled is not None
+    assert compiled.validate(qr) is None
+    with pytest.raises(InvalidResource, match="Expect any of field value"):
+        parse_questionnaire_response(qr)
