@@ -74,6 +74,7 @@ class Screener:
     ) -> None:
         self.knowledge = knowledge
         self.max_items = max_items
+        fhir.compiled_response_model()  # build the fast FHIR validation now, not on a call
         #: validated QR models by content hash; only valid models, never mutated
         self.parsed: BoundedCache[str, fhir.QuestionnaireResponse] = BoundedCache(cache_size)
         #: form indexes of contained or fetched Questionnaires, by model identity

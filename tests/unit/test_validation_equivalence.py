@@ -31,9 +31,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
+from service.cds.screen import Screener
 from service.fhir import InvalidResource, parse_questionnaire_response
 from service.fhir.fast_validate import CompiledModel, NotCompilable
 from service.fhir.parse import compiled_response_model, reference_parse_questionnaire_response
+from service.knowledge import Knowledge
 from tests.unit.qr_corpus import generated, known_qrs, valid_bases
 from tests.unit.qr_edits import objects
 
@@ -324,3 +326,9 @@ def test_a_required_choice_given_as_null_is_refused_by_the_fast_path() -> None:
     assert compiled.validate(qr) is None
     with pytest.raises(InvalidResource, match="Expect any of field value"):
         parse_questionnaire_response(qr)
+
+
+def test_the_screener_builds_the_fast_path_before_the_first_call(knowledge: Knowledge) -> None:
+    compiled_response_model.cache_clear()
+    Screener(knowledge)
+    assert compiled_response_model.cache_info().currsize == 1
