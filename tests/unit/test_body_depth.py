@@ -27,7 +27,7 @@ def depth(value: Any) -> int:
     return 0
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, derandomize=True)
 @given(json_documents, st.integers(1, 8))
 def test_depth_is_compared_exactly_to_the_limit(document: Any, limit: int) -> None:
     assert json_depth_exceeds(document, limit) == (depth(document) > limit)

@@ -21,7 +21,7 @@ nodes = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, derandomize=True)
 @given(nodes)
 def test_counts_what_walk_items_walks(items: Any) -> None:
     qr = {"resourceType": "QuestionnaireResponse", "item": items}

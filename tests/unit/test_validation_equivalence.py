@@ -251,7 +251,9 @@ def _hypothesis_check(qr: dict[str, Any]) -> None:
     assert not problems, problems
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True
+)
 @given(edited_qrs())
 def test_random_json_anywhere(qr: dict[str, Any]) -> None:
     _hypothesis_check(qr)
