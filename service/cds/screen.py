@@ -81,6 +81,7 @@ class Screener:
         self.max_items = max_items
         #: the service's public base URL: cards' source.url is <public_url>/rules/<id>
         self.public_url = public_url
+        fhir.compiled_response_model()  # build the fast FHIR validation now, not on a call
         #: validated QR models by content hash; only valid models, never mutated
         self.parsed: BoundedCache[str, fhir.QuestionnaireResponse] = BoundedCache(cache_size)
         #: form indexes of contained or fetched Questionnaires, by model identity

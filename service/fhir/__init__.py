@@ -9,6 +9,7 @@ from service.fhir.form import FormIndex
 from service.fhir.items import walk_items
 from service.fhir.parse import (
     InvalidResource,
+    compiled_response_model,
     count_items,
     parse_questionnaire,
     parse_questionnaire_response,
@@ -25,6 +26,7 @@ __all__ = [
     "QuestionnaireFetch",
     "QuestionnaireResponse",
     "Vocabulary",
+    "compiled_response_model",
     "count_items",
     "extract_facts",
     "parse_questionnaire",

@@ -6,6 +6,8 @@ R4, so the R4B package (R4 semantics for these resources) is the reference.
 
 from __future__ import annotations
 
+import functools
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,9 +17,10 @@ from fhir.resources.R4B.questionnaire import Questionnaire
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from pydantic import ValidationError
 
-from service.fhir.items import walk_items
+from service.fhir.fast_validate import CompiledModel, NotCompilable
 
 _MAX_REPORTED_ERRORS = 10
+log = logging.getLogger(__name__)
 
 
 class InvalidResource(ValueError):
@@ -59,9 +62,44 @@ def _validate(model: type[Any], data: object, resource_type: str) -> Any:
         raise InvalidResource(
             f"{resource_type} is not valid FHIR R4: {exc}", (resource_type,)
         ) from None
+    except LookupError:  # fhir.resources: a contained resourceType it does not know
+        raise InvalidResource(
+            f"{resource_type} is not valid FHIR R4: a contained resource has an unknown "
+            "resourceType",
+            (f"{resource_type}.contained",),
+        ) from None
+    except Exception as exc:  # fhir.resources crashed on hostile input: still not valid FHIR
+        log.warning("fhir.resources raised %s validating a %s", type(exc).__name__, resource_type)
+        raise InvalidResource(
+            f"{resource_type} is not valid FHIR R4: an element has a value of the wrong shape",
+            (resource_type,),
+        ) from None
+
+
+@functools.cache
+def compiled_response_model() -> CompiledModel | None:
+    """The fast path for QuestionnaireResponses, built once per process (~0.1 s); None if
+    this pydantic's schemas cannot be compiled (every QR then goes to fhir.resources)."""
+    try:
+        return CompiledModel(QuestionnaireResponse)
+    except NotCompilable as exc:
+        log.warning("fast FHIR validation unavailable, using fhir.resources only: %s", exc)
+        return None
 
 
 def parse_questionnaire_response(data: object) -> QuestionnaireResponse:
+    """fhir.resources' verdict and model, decided on the compiled fast path when it can be;
+    anything that path does not accept (invalid input above all) goes to fhir.resources."""
+    compiled = compiled_response_model()
+    if compiled is not None and isinstance(data, Mapping):
+        fast: QuestionnaireResponse | None = compiled.validate(data)
+        if fast is not None:
+            return fast
+    return reference_parse_questionnaire_response(data)
+
+
+def reference_parse_questionnaire_response(data: object) -> QuestionnaireResponse:
+    """fhir.resources alone: the reference, and the words of every rejection."""
     qr: QuestionnaireResponse = _validate(QuestionnaireResponse, data, "QuestionnaireResponse")
     return qr
 
@@ -88,18 +126,28 @@ def count_items(data: object, limit: int) -> int:
     """Count QR items (groups, nested items, items under answers) in raw JSON; stop past limit.
 
     Runs before validation, so a hostile QR cannot make validation do unbounded work.
+    The same items as ``walk_items`` (objects in ``item`` lists, under items and under
+    each answer), counted without building the walk.
     """
     if not isinstance(data, Mapping):
         return 0
     count = 0
-    for count, _ in enumerate(walk_items(_list(data.get("item"))), start=1):
-        if count > limit:
-            raise InvalidResource(
-                f"QuestionnaireResponse has more than {limit} items",
-                ("QuestionnaireResponse.item",),
-            )
+    lists = [data.get("item")]
+    while lists:
+        items = lists.pop()
+        if not isinstance(items, list):
+            continue
+        for item in items:
+            if not (type(item) is dict or isinstance(item, Mapping)):
+                continue
+            count += 1
+            if count > limit:
+                raise InvalidResource(
+                    f"QuestionnaireResponse has more than {limit} items",
+                    ("QuestionnaireResponse.item",),
+                )
+            lists.append(item.get("item"))
+            answers = item.get("answer")
+            if isinstance(answers, list):
+                lists.extend(a.get("item") for a in answers if isinstance(a, Mapping))
     return count
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
