@@ -55,7 +55,9 @@ PACKAGES: dict[str, VendoredPackage] = {
             "LICENSE.md": "LICENSE.md",
             "dist/lforms/webcomponent/lhc-forms.js": "webcomponent/lhc-forms.js",
             "dist/lforms/webcomponent/styles.css": "webcomponent/styles.css",
-            "dist/lforms/webcomponent/assets/lib/zone.min.js": "webcomponent/assets/lib/zone.min.js",
+            "dist/lforms/webcomponent/assets/lib/zone.min.js": (
+                "webcomponent/assets/lib/zone.min.js"
+            ),
             "dist/lforms/webcomponent/down_arrow_gray_10_10.png": (
                 "webcomponent/down_arrow_gray_10_10.png"
             ),

@@ -1,4 +1,4 @@
-"""A QuestionnaireResponse checked against its Questionnaire's constraints (service/fhir/conformance).
+"""A QuestionnaireResponse checked against its Questionnaire (service/fhir/conformance).
 
 Bounds and a completed response's subject are refused on every hook; the
 portal's strict mode also checks types, options and required answers.
