@@ -30,12 +30,14 @@
       "-" + h.slice(8, 10).join("") + "-" + h.slice(10).join("");
   }
 
-  /* Presentation only: short choice lists as radio buttons, not drop-downs. */
+  /* Presentation only: short answer lists as radio buttons, not drop-downs (the
+   * FHIR itemControl extension; LHC-Forms' defaultAnswerLayout does not reach FHIR forms). */
   function radioButtons(items) {
     (items || []).forEach(function (item) {
       var options = item.answerOption || [];
       var controlled = (item.extension || []).some(function (e) { return e.url === ITEM_CONTROL; });
-      if (item.type === "choice" && options.length && options.length <= RADIO_MAX_OPTIONS && !controlled) {
+      if (item.type === "choice" && options.length && options.length <= RADIO_MAX_OPTIONS &&
+          !controlled) {
         item.extension = (item.extension || []).concat([{
           url: ITEM_CONTROL,
           valueCodeableConcept: { coding: [{
@@ -294,11 +296,8 @@
     a.remove();
   }
 
-  var questionnaire = config.questionnaire;
-  radioButtons(questionnaire.item);
-  LForms.Util.addFormToPage(questionnaire, formEl, {
-    fhirVersion: "R4", showFormHeader: false, hideFormControls: true
-  }).then(function () {
+  radioButtons(config.questionnaire.item);
+  LForms.Util.addFormToPage(config.questionnaire, formEl, { fhirVersion: "R4" }).then(function () {
     ["change", "input", "keyup", "click"].forEach(function (type) {
       formEl.addEventListener(type, schedule, true);  // capture: LHC-Forms stops some events
     });
