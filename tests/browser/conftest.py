@@ -45,7 +45,8 @@ except ImportError:  # pragma: no cover - reported by the fixture below
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
+def chromium() -> Path:
+    """The Chromium binary, or the run fails saying how to get one (never a skip)."""
     if sync_playwright is None:
         pytest.fail(
             "Playwright for Python is missing: pip install -e '.[test]' (make install)",
@@ -58,9 +59,15 @@ def browser() -> Iterator[Browser]:
             "Chromium binary.",
             pytrace=False,
         )
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+def browser(chromium: Path, portal_server: ServerProcess) -> Iterator[Browser]:
+    """Launched after the server and closed before it stops (no keep-alive left open)."""
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True
+            executable_path=str(chromium), args=CHROMIUM_FLAGS, headless=True
         )
         yield launched
         launched.close()
@@ -76,7 +83,10 @@ def clinic() -> Iterator[tuple[FakeFhirStore, str]]:
 
 @pytest.fixture(scope="session")
 def portal_server(
-    database_url: str, clinic: tuple[FakeFhirStore, str], tmp_path_factory: pytest.TempPathFactory
+    chromium: Path,
+    database_url: str,
+    clinic: tuple[FakeFhirStore, str],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[ServerProcess]:
     """``backpain-cds serve`` with client authentication ON (a trusted EHR key only)."""
     tmp = tmp_path_factory.mktemp("portal")
