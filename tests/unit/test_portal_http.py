@@ -367,3 +367,20 @@ def test_settings_from_the_environment(tmp_path: Path) -> None:
     assert "t0ken" not in repr(settings)
     with pytest.raises(ValueError, match="PORTAL_FHIR_SERVER"):
         Settings.from_env({"PORTAL_FHIR_SERVER": "fhir.clinic.example"})
+
+
+def test_a_clinic_link_names_the_patient_only_when_it_is_a_fhir_id(
+    portal: tuple[Flask, Trail],
+) -> None:
+    client = portal[0].test_client()
+
+    def patient_of(query: str) -> Any:
+        html = client.get(f"/intake{query}").get_data(as_text=True)
+        found = re.search(r'id="portal-config">(.*?)</script>', html)
+        assert found is not None
+        return json.loads(found.group(1))["patient"]
+
+    assert patient_of("?patient=athlete-7.b") == "Patient/athlete-7.b"
+    assert patient_of("?patient=a/b") is None
+    assert patient_of("?patient=" + "x" * 65) is None
+    assert patient_of("") is None
