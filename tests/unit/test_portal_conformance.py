@@ -30,6 +30,11 @@ class NoFhir:
         return None
 
 
+class NoServers:
+    def allows(self, iss: str | None, url: str) -> bool:
+        return False
+
+
 def hook_request(qr: dict[str, Any]) -> dict[str, Any]:
     return {
         "hook": "questionnaire-inprogress",
@@ -49,7 +54,7 @@ def answer_of(qr: dict[str, Any], link_id: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def handler(knowledge: Knowledge) -> HookHandler:
-    return HookHandler(Screener(knowledge), NoFhir())
+    return HookHandler(Screener(knowledge), NoFhir(), NoServers())
 
 
 def test_hook_refuses_pain_above_its_maximum_naming_the_item(handler: HookHandler) -> None:
