@@ -24,6 +24,7 @@ from service.http.errors import register_error_handlers
 from service.http.metrics import METRICS_PATH, MetricsEndpoint
 from service.http.runtime import EXTENSION_KEY, Runtime
 from service.knowledge import Knowledge
+from service.portal import install as install_portal
 
 log = logging.getLogger("service")
 
@@ -87,5 +88,7 @@ def create_app(
     security.install_cors(app, settings.cors_origins)
     app.register_blueprint(cds.bp)
     app.register_blueprint(public.bp)
+    if settings.portal_enabled:
+        install_portal(app, settings, handler)
     app.add_url_rule(METRICS_PATH, "metrics", metrics.view, methods=["GET"])
     return app

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from service import PROJECT_ROOT
@@ -65,6 +65,15 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
 def _path(env: Mapping[str, str], name: str, default: Path) -> Path:
     raw = env.get(name)
     return Path(raw) if raw else default
+
+
+def _url(env: Mapping[str, str], name: str) -> str | None:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return None
+    if not raw.startswith(("http://", "https://")):
+        raise ConfigError(f"{name}: expected an http(s) URL, got {raw!r}")
+    return raw.rstrip("/")
 
 
 def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
@@ -127,6 +136,19 @@ class Settings:
     #: The emergency telephone number patients are told to call (intake portal); None:
     #: the patient text says "call emergency services" without a number.
     emergency_number: str | None = None
+    #: The intake portal (``GET /intake``; README "For clinics: the intake portal").
+    portal_enabled: bool = True
+    #: The clinic's FHIR server that receives completed intakes; None: print/download only.
+    portal_fhir_server: str | None = None
+    #: Bearer token for ``portal_fhir_server`` (never logged).
+    portal_fhir_token: str | None = field(default=None, repr=False)
+    #: Tries of one delivery to the clinic's FHIR server before the patient is told.
+    portal_delivery_attempts: int = 3
+    #: Screens per minute and burst per client (token bucket, per server process).
+    portal_rate_per_minute: int = 60
+    portal_rate_burst: int = 30
+    #: Header a trusted reverse proxy sets to the client's address (else the TCP peer).
+    portal_client_ip_header: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -164,4 +186,13 @@ class Settings:
             gunicorn_threads=_optional_int(env, "GUNICORN_THREADS"),
             prometheus_multiproc_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
             emergency_number=_phone(env, "EMERGENCY_NUMBER"),
+            portal_enabled=_bool(env, "PORTAL", True),
+            portal_fhir_server=_url(env, "PORTAL_FHIR_SERVER"),
+            portal_fhir_token=env.get("PORTAL_FHIR_TOKEN") or None,
+            portal_delivery_attempts=_int(
+                env, "PORTAL_DELIVERY_ATTEMPTS", base.portal_delivery_attempts
+            ),
+            portal_rate_per_minute=_int(env, "PORTAL_RATE_PER_MINUTE", base.portal_rate_per_minute),
+            portal_rate_burst=_int(env, "PORTAL_RATE_BURST", base.portal_rate_burst),
+            portal_client_ip_header=env.get("PORTAL_CLIENT_IP_HEADER") or None,
         )

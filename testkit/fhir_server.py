@@ -1,4 +1,5 @@
-"""A small FHIR server on loopback: real HTTP, answering QR and Questionnaire searches."""
+"""A small FHIR server on loopback: real HTTP, answering QR and Questionnaire searches and
+storing POSTed QuestionnaireResponses (conditional create by ``If-None-Exist: identifier=``)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,24 @@ class FakeFhirStore:
     questionnaires: list[dict[str, Any]] = field(default_factory=list)
     seen: list[dict[str, Any]] = field(default_factory=list)
     status: int = 200
+    #: QuestionnaireResponses stored by POST, with the id the server gave them
+    created: list[dict[str, Any]] = field(default_factory=list)
+    #: the next N POSTs answer ``post_status`` instead of storing (then storing resumes)
+    failing_posts: int = 0
+    post_status: int = 503
+
+    def create(self, resource: dict[str, Any], condition: str | None) -> tuple[int, dict[str, Any]]:
+        """Store ``resource`` (201), or return the match of ``identifier=system|value`` (200)."""
+        if condition and condition.startswith("identifier="):
+            system, _, value = condition.removeprefix("identifier=").partition("|")
+            for stored in self.created:
+                ident = stored.get("identifier") or {}
+                if ident.get("system") == system and ident.get("value") == value:
+                    return 200, stored
+        stored = {**resource, "id": f"qr-{len(self.created) + 1}"}
+        self.created.append(stored)
+        self.questionnaire_responses.append(stored)
+        return 201, stored
 
     def search(self, resource_type: str, params: dict[str, str]) -> dict[str, Any]:
         if resource_type == "QuestionnaireResponse":
@@ -66,6 +85,38 @@ def _handler(store: FakeFhirStore) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+
+        def do_POST(self) -> None:
+            parts = urlsplit(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length)
+            store.seen.append(
+                {
+                    "method": "POST",
+                    "path": parts.path,
+                    "authorization": self.headers.get("Authorization"),
+                    "content_type": self.headers.get("Content-Type"),
+                    "if_none_exist": self.headers.get("If-None-Exist"),
+                }
+            )
+            location = None
+            if store.failing_posts > 0:
+                store.failing_posts -= 1
+                status, body = store.post_status, {"resourceType": "OperationOutcome", "issue": []}
+            elif not parts.path.endswith("/QuestionnaireResponse"):
+                status, body = 404, {"resourceType": "OperationOutcome", "issue": []}
+            else:
+                resource = json.loads(raw)
+                status, body = store.create(resource, self.headers.get("If-None-Exist"))
+                location = f"{parts.path}/{body['id']}/_history/1"
+            payload = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/fhir+json")
+            self.send_header("Content-Length", str(len(payload)))
+            if location:
+                self.send_header("Location", location)
+            self.end_headers()
+            self.wfile.write(payload)
 
         def log_message(self, format: str, *args: Any) -> None:
             return

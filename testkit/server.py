@@ -20,7 +20,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 
 #: Prefixes of the service's own settings, never inherited from the caller's environment.
-SERVICE_ENV_PREFIXES = ("CDS_", "DATABASE_URL", "CORS_", "AUDIT_", "FHIR_", "MAX_")
+SERVICE_ENV_PREFIXES = ("CDS_", "DATABASE_URL", "CORS_", "AUDIT_", "FHIR_", "MAX_", "PORTAL")
 
 
 def free_port() -> int:

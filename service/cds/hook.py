@@ -43,9 +43,15 @@ class HookHandler:
         self.services = {service.id: service for service in self.catalogue}
 
     def handle(
-        self, service: CdsService, request: Mapping[str, Any], client_iss: str | None = None
+        self,
+        service: CdsService,
+        request: Mapping[str, Any],
+        client_iss: str | None = None,
+        *,
+        strict: bool = False,
     ) -> HookResult:
-        """``client_iss``: the verified caller (None with auth off), for the fhirServer guard."""
+        """``client_iss``: the verified caller (None with auth off), for the fhirServer guard.
+        ``strict``: the portal's conformance (``service.fhir.conformance``)."""
         if request["hook"] != service.hook:
             raise BadRequest(
                 f"service {service.id} answers hook '{service.hook}', not '{request['hook']}'",
@@ -76,6 +82,7 @@ class HookHandler:
                 hook_instance=str(request["hookInstance"]),
                 fetch_questionnaire=fetch,
                 voice=voice_of(service.hook),
+                strict=strict,
             )
         except InvalidResource as exc:
             raise QuestionnaireResponseInvalid(exc.message, exc.expression) from exc

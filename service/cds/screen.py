@@ -18,6 +18,7 @@ from typing import Any, Generic, TypeVar
 
 from service import fhir
 from service.engine import CLINICIAN, Evaluation, evaluate
+from service.fhir import conformance
 from service.knowledge import Knowledge
 
 K = TypeVar("K")
@@ -94,8 +95,10 @@ class Screener:
         hook_instance: str,
         fetch_questionnaire: Callable[[str], dict[str, Any] | None] | None = None,
         voice: str = CLINICIAN,
+        strict: bool = False,
     ) -> Screening:
-        """Raises ``fhir.InvalidResource`` when ``qr`` is not a valid R4 QuestionnaireResponse.
+        """Raises ``fhir.InvalidResource`` when ``qr`` is not a valid R4 QuestionnaireResponse,
+        or breaks its Questionnaire's constraints (``conformance``; ``strict``: the portal's).
 
         ``fetch_questionnaire(canonical)`` returns the Questionnaire JSON or None; it is
         only called when the form is neither contained nor bundled. ``voice``: the
@@ -110,6 +113,7 @@ class Screener:
         library = self.knowledge.library
         questionnaire, resolution = fhir.resolve_questionnaire(parsed, library, fetch_questionnaire)
         form = self._index(questionnaire) if questionnaire is not None else None
+        conformance.require(parsed, questionnaire, form, strict=strict)
         facts = fhir.extract_facts(parsed, form, self.knowledge.vocabulary)
         evaluation = evaluate(
             self.knowledge.ruleset,

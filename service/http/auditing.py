@@ -1,4 +1,5 @@
-"""The audit record of one call under /cds-services/ (errors included), built from its trace.
+"""The audit record of one call under /cds-services/ or /intake/ (errors included), built
+from its trace.
 
 Never contains the JWT or the access token: the trace holds references only.
 """
@@ -33,15 +34,13 @@ def build_record(trace: RequestTrace, status: int, latency_ms: float) -> Invocat
         )
         for finding in findings
     )
-    path_parts = trace.path.split("/")
-    service_id = path_parts[2] if len(path_parts) > 2 else None
     problem = trace.problem
     return InvocationRecord(
         id=trace.id,
         occurred_at=trace.started_at,
         http_status=status,
         latency_ms=latency_ms,
-        service_id=service_id[:200] if service_id else None,
+        service_id=trace.audit_service_id,
         hook=trace.hook,
         hook_instance=(trace.hook_instance or "")[:64] or None,
         client_iss=trace.client_iss,

@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 REQUEST_ID_HEADER = "X-Request-ID"
 #: where the trace travels with the WSGI environ, so the end of the request can read it
 ENVIRON_KEY = "backpain_cds.trace"
+#: Paths whose POSTs are audited: CDS Hooks calls and the intake portal's screens.
+AUDITED_PREFIXES = ("/cds-services/", "/intake/")
+#: The audit's service id of every portal call.
+PORTAL_SERVICE_ID = "intake-portal"
 #: A caller's request id is kept when it is 1-128 printable ASCII characters.
 _REQUEST_ID = re.compile(r"[\x20-\x7e]{1,128}")
 
@@ -65,8 +69,16 @@ class RequestTrace:
 
     @property
     def is_audited(self) -> bool:
-        """Every POST under /cds-services/ leaves an audit record (errors too)."""
-        return self.method == "POST" and self.path.startswith("/cds-services/")
+        """Every POST under /cds-services/ or /intake/ leaves an audit record (errors too)."""
+        return self.method == "POST" and self.path.startswith(AUDITED_PREFIXES)
+
+    @property
+    def audit_service_id(self) -> str | None:
+        """The service the audit names: /cds-services/{id}, or the portal."""
+        if self.path.startswith("/intake/"):
+            return PORTAL_SERVICE_ID
+        parts = self.path.split("/")
+        return parts[2][:200] if len(parts) > 2 and parts[2] else None
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000
