@@ -38,6 +38,14 @@ class Screening:
     subject: str | None
 
 
+def birth_date_of(patient: Mapping[str, Any] | None) -> str | None:
+    """``Patient.birthDate`` when ``patient`` is a Patient resource with one, else None."""
+    if not isinstance(patient, Mapping) or patient.get("resourceType") != "Patient":
+        return None
+    value = patient.get("birthDate")
+    return value if isinstance(value, str) and value else None
+
+
 def canonical_sha256(resource: Mapping[str, Any]) -> str:
     text = json.dumps(resource, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -94,12 +102,14 @@ class Screener:
         hook_instance: str,
         fetch_questionnaire: Callable[[str], dict[str, Any] | None] | None = None,
         voice: str = CLINICIAN,
+        patient: Mapping[str, Any] | None = None,
     ) -> Screening:
         """Raises ``fhir.InvalidResource`` when ``qr`` is not a valid R4 QuestionnaireResponse.
 
         ``fetch_questionnaire(canonical)`` returns the Questionnaire JSON or None; it is
         only called when the form is neither contained nor bundled. ``voice``: the
         cards' words for a clinician (EHR hooks) or a patient (intake hook, portal).
+        ``patient`` is the Patient the EHR prefetched (its ``birthDate`` gives the age).
         """
         fhir.count_items(qr, self.max_items)
         sha256 = canonical_sha256(qr)
@@ -110,7 +120,13 @@ class Screener:
         library = self.knowledge.library
         questionnaire, resolution = fhir.resolve_questionnaire(parsed, library, fetch_questionnaire)
         form = self._index(questionnaire) if questionnaire is not None else None
-        facts = fhir.extract_facts(parsed, form, self.knowledge.vocabulary)
+        facts = fhir.extract_facts(
+            parsed,
+            form,
+            self.knowledge.vocabulary,
+            reader=self.knowledge.reader,
+            birth_date=birth_date_of(patient),
+        )
         evaluation = evaluate(
             self.knowledge.ruleset,
             facts,
@@ -153,9 +169,14 @@ def screen(
     max_items: int = 2000,
     voice: str = CLINICIAN,
     public_url: str = "",
+    patient: Mapping[str, Any] | None = None,
 ) -> Screening:
     """One screen with no caches kept (the CLI, tests, one-off callers)."""
     screener = Screener(knowledge, max_items=max_items, cache_size=0, public_url=public_url)
     return screener.screen(
-        qr, hook_instance=hook_instance, fetch_questionnaire=fetch_questionnaire, voice=voice
+        qr,
+        hook_instance=hook_instance,
+        fetch_questionnaire=fetch_questionnaire,
+        voice=voice,
+        patient=patient,
     )

@@ -19,6 +19,8 @@ from service.engine.evaluate import Decision, TopicGroup, decide
 from service.engine.model import (
     CLINICIAN,
     IN_PROGRESS,
+    FREE_TEXT,
+    FREE_TEXT_UNCERTAIN,
     INDICATOR_RANK,
     INDICATORS,
     NO,
@@ -34,6 +36,7 @@ from service.engine.model import (
     Evaluation,
     Facts,
     Finding,
+    Mention,
     Outcome,
     Rule,
     RuleSet,
@@ -47,6 +50,8 @@ from service.engine.text import PLACEHOLDERS
 __all__ = [
     "CARD_NAMESPACE",
     "CLINICIAN",
+    "FREE_TEXT",
+    "FREE_TEXT_UNCERTAIN",
     "INDICATORS",
     "INDICATOR_RANK",
     "IN_PROGRESS",
@@ -70,6 +75,7 @@ __all__ = [
     "Evaluation",
     "Facts",
     "Finding",
+    "Mention",
     "Not",
     "Outcome",
     "Predicate",
