@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import requests
 
-from testkit.casekit import Case, build_qr, indicators_of, load_cases, topics_of
+from testkit.casekit import Case, build_qr, hook_request, indicators_of, load_cases, topics_of
 from testkit.fhir_server import FakeFhirStore, fhir_server
 from testkit.server import ServerProcess
 from tests.e2e.contract import conforms
@@ -257,12 +257,9 @@ def rule_pages_seen() -> set[str]:
 def test_clinical_case_over_http(
     server: ServerProcess, case: Case, rule_pages_seen: set[str]
 ) -> None:
-    body = {
-        "hook": "questionnaire-inprogress",
-        "hookInstance": str(uuid.uuid4()),
-        "context": {"questionnaireResponse": case.qr},
-    }
-    response = post(server, INTAKE, body)
+    body = hook_request(case, str(uuid.uuid4()))
+    service = INTAKE if body["hook"] == "questionnaire-inprogress" else PATIENT_VIEW
+    response = post(server, service, body)
     assert response.status_code == 200, response.text
     cards = response.json()["cards"]
     assert topics_of(cards) == case.expected_topics, case.description

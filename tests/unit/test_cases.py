@@ -35,6 +35,7 @@ CARD_TOPICS = {
     "systemic",
     "fracture",
     "persistence",
+    "intense-pain",
     "screen-incomplete",
     "immediate-steps",
     "technique",
@@ -57,7 +58,15 @@ def provenance(card: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize("voice", ["clinician", "patient"])
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_case(case: Case, voice: str, knowledge: Knowledge) -> None:
-    cards = cards_of(case.qr, knowledge, voice)
+    result = screen(
+        case.qr,
+        knowledge,
+        hook_instance=HOOK,
+        voice=voice,
+        public_url=BASE,
+        patient=case.patient,
+    )
+    cards = list(result.evaluation.cards)
     assert (topics_of(cards), indicators_of(cards)) == (
         case.expected_topics,
         case.expected_indicators,
