@@ -165,6 +165,9 @@ PREDICATES: Mapping[str, PredicateSpec] = {
         PredicateSpec(
             "form-in-progress",
             "the QuestionnaireResponse is still being filled in (status in-progress)",
+            needs_concepts=False,
+        ),
+        PredicateSpec(
             "mentioned",
             "any of the concepts is mentioned in a free-text answer (not negated)",
         ),

@@ -70,14 +70,14 @@ class Mention:
 
     def as_answer(self) -> Answer:
         """The mention as evidence: answer_code says free text; the display quotes the words."""
-        hedge = "; the patient sounds unsure" if self.uncertain else ""
+        hedge = "; unsure" if self.uncertain else ""
         return Answer(
             concept=self.concept,
             value=YES,
             link_id=self.link_id,
             question=self.question,
             answer_code=FREE_TEXT_UNCERTAIN if self.uncertain else FREE_TEXT,
-            display=f'In their own words: "{self.quote}" (read as {self.concept_display}{hedge})',
+            display=f'"{self.quote}" (read as: {self.concept_display}{hedge})',
         )
 
 
