@@ -50,8 +50,8 @@ class ReaderSettings:
     #: language checks start at this many words (shorter answers are read as English)
     min_words_for_language: int = 3
     #: a text is another language when the identifier is at least this sure ...
-    language_confidence: float = 0.9
-    #: ... and fewer than this share of its words are English function words
+    language_confidence: float = 0.5
+    #: ... and at most this share of its words are English function words
     english_word_share: float = 0.2
     #: negspacy term sets by pass (negated, hedged, other_person): each has
     #: pseudo_negations, preceding_negations, following_negations, termination;
@@ -124,6 +124,11 @@ class FreeTextReader:
             )
         return nlp
 
+    @property
+    def vocabulary_size(self) -> int:
+        """Strings the pipeline holds: constant across reads (each read is a memory zone)."""
+        return len(self._nlp.vocab.strings)
+
     def read(self, answers: Sequence[FreeText]) -> TextReading:
         mentions: dict[tuple[str, str], Mention] = {}
         unread: list[str] = []
@@ -184,7 +189,7 @@ class FreeTextReader:
         if language == "en" or confidence < self.settings.language_confidence:
             return None
         english = sum(1 for w in words if w in self._stop_words)
-        if english >= self.settings.english_word_share * len(words):
+        if english > self.settings.english_word_share * len(words):
             return None
         return f"it looks like another language ({language}), not English"
 

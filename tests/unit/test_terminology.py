@@ -176,3 +176,25 @@ def test_inconsistent_terminology_names_file_and_field(tmp_path: Path) -> None:
     cmap.write_text(json.dumps(data))
     with pytest.raises(TerminologyError, match="mapping-source"):
         Terminology.load(tmp_path)
+
+
+def test_every_yes_no_red_flag_has_patient_phrases(terminology: Terminology) -> None:
+    """Principle 6: each red-flag concept can be found in the patient's own words."""
+    families = {"cauda-equina", "neurological", "systemic", "fracture"}
+    for code, concept in terminology.questions().items():
+        if concept.family in families and concept.answer_type == "yes-no-unknown":
+            assert len(concept.phrases) >= 3, code
+    assert terminology.concepts["pain-radiation-extent"].phrases
+    assert not terminology.concepts["exercise-type"].phrases
+
+
+def test_new_standard_codes_name_their_sources(terminology: Terminology) -> None:
+    added = {(m.local, m.system, m.code): m for m in terminology.mappings}
+    for key in [
+        ("age", "http://loinc.org", "30525-0"),
+        ("thoracic-pain", ICD10CM, "M54.6"),
+        ("long-term-steroids", ICD10CM, "Z79.52"),
+    ]:
+        mapping = added[key]
+        assert mapping.evidence == "confirmed" and "two credible" in mapping.source
+    assert terminology.by_standard[("http://loinc.org", "30525-0")] == "age"
