@@ -18,9 +18,9 @@ from service.engine.conditions import (
 from service.engine.evaluate import Decision, TopicGroup, decide
 from service.engine.model import (
     CLINICIAN,
-    IN_PROGRESS,
     FREE_TEXT,
     FREE_TEXT_UNCERTAIN,
+    IN_PROGRESS,
     INDICATOR_RANK,
     INDICATORS,
     NO,

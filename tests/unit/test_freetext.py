@@ -184,26 +184,24 @@ def test_a_missing_free_text_rule_stops_start_up(tmp_path: Path) -> None:
     start = text.index("  - id: free-text-systemic")
     end = text.index("  - id: free-text-fracture")
     path.write_text(text[:start] + text[end:])
-    with pytest.raises(RuleFileError, match="free-text mention of .* alone ends in a complete"):
+    with pytest.raises(RuleFileError, match=r"free-text mention of .* alone ends in a complete"):
         _load(tmp_path, rules=rules)
 
 
 def test_a_combination_that_cannot_fire_alone_stops_start_up(tmp_path: Path) -> None:
+    """A critical rule that the least alarming screen blocks (here: it also needs thoracic
+    pain not answered No) does not give its card alone: start-up refuses it."""
     rules = _copy(tmp_path, "rules")
     path = rules / "combinations.yaml"
     text = path.read_text()
-    broken = text.replace(
-        "      all:\n        - any:\n            - answered-yes: history-of-cancer\n",
-        "      all:\n        - answered-yes: thoracic-pain\n        - any:\n"
-        "            - answered-yes: history-of-cancer\n",
-        1,
+    anchor = (
+        "    when:\n      all:\n        - any:\n            - answered-yes: history-of-cancer\n"
     )
-    broken = broken.replace("  - id: mscc-suspected", "  - id: mscc-suspected", 1)
-    assert broken != text
+    assert text.count(anchor) == 2  # MSCC first, metastases second
     path.write_text(
-        broken.replace(
-            "      all:\n        - answered-yes: thoracic-pain\n",
-            "      all:\n        - not: {answered-no: thoracic-pain}\n",
+        text.replace(
+            anchor,
+            anchor.replace("all:\n", "all:\n        - not: {answered-no: thoracic-pain}\n"),
             1,
         )
     )
