@@ -15,7 +15,14 @@ the cards it expects, in order, as ``- topic: indicator``. Options:
                             (local codes, or ``snomed:<code>``)
 - ``qr_questionnaire``      override QuestionnaireResponse.questionnaire
 - ``extra_items``           raw QR items appended at the top level (repeated groups, ...)
+- ``free_text``             the patient's words in the intake's free-text item (7.1): a string,
+                            a list (repeated answers), or a mapping linkId -> string
+- ``status``                QuestionnaireResponse.status (default completed)
+- ``patient``               a Patient resource the EHR prefetches (``prefetch.patient``)
 - ``qr``                    a complete raw QuestionnaireResponse (overrides all of the above)
+
+Every case needs a ``why`` line: the source (text, guideline, principle) its expectation
+follows from.
 """
 
 from __future__ import annotations
@@ -36,6 +43,8 @@ LOCAL = "https://fhir.backpain-cds.dev/CodeSystem/backpain-cds"
 SNOMED = "http://snomed.info/sct"
 LOINC = "http://loinc.org"
 SUBJECT = "Patient/example"
+#: the intake's free-text item ("Anything else about your symptoms?")
+FREE_TEXT_LINK = "7.1"
 
 DEFAULT_ANSWERS: dict[str, Any] = {
     "exercise-type": "axial-loading",
@@ -60,6 +69,12 @@ DEFAULT_ANSWERS: dict[str, Any] = {
     "immunosuppression": "no",
     "iv-drug-use": "no",
     "significant-trauma": "no",
+    "osteoporosis": "no",
+    "long-term-steroids": "no",
+    "thoracic-pain": "no",
+    "night-pain": "no",
+    "recent-infection": "no",
+    "age": 30,
     "spine-rounding-under-load": "no",
     "spine-overarching-under-load": "no",
 }
@@ -86,6 +101,8 @@ class Case:
     qr: dict[str, Any]
     expected_topics: tuple[str, ...]
     expected_indicators: tuple[str, ...]
+    why: str = ""
+    patient: dict[str, Any] | None = None
 
 
 def intake() -> dict[str, Any]:
@@ -143,14 +160,26 @@ def _answer_json(item: Mapping[str, Any], value: Any, style: str) -> dict[str, A
 
 
 def _qr_items(
-    form_items: Sequence[Mapping[str, Any]], answers: Mapping[str, Any], style: str
+    form_items: Sequence[Mapping[str, Any]],
+    answers: Mapping[str, Any],
+    style: str,
+    texts: Mapping[str, list[str]],
 ) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for item in form_items:
         if item.get("type") == "group":
-            children = _qr_items(item.get("item", []), answers, style)
+            children = _qr_items(item.get("item", []), answers, style, texts)
             if children:
                 out.append({"linkId": item["linkId"], "text": item.get("text"), "item": children})
+            continue
+        if item["linkId"] in texts:
+            out.append(
+                {
+                    "linkId": item["linkId"],
+                    "text": item["text"],
+                    "answer": [{"valueString": t} for t in texts[item["linkId"]]],
+                }
+            )
             continue
         concept = _concept_of(item)
         if concept is None or concept not in answers:
@@ -245,7 +274,7 @@ def build_qr(spec: Mapping[str, Any]) -> dict[str, Any]:
     qr: dict[str, Any] = {
         "resourceType": "QuestionnaireResponse",
         "id": spec["id"],
-        "status": "completed",
+        "status": spec.get("status", "completed"),
         "subject": {"reference": SUBJECT},
         "authored": "2025-01-15T10:00:00Z",
     }
@@ -263,7 +292,7 @@ def build_qr(spec: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(f"unknown form {form_kind!r}")
     if "qr_questionnaire" in spec:
         qr["questionnaire"] = spec["qr_questionnaire"]
-    items = _qr_items(form["item"], answers, style)
+    items = _qr_items(form["item"], answers, style, _texts(spec.get("free_text")))
     if links is not None:
         items = _relink(items, links)
     codes = spec.get("self_describing") or []
@@ -279,6 +308,33 @@ def build_qr(spec: Mapping[str, Any]) -> dict[str, Any]:
     if items:
         qr["item"] = items
     return qr
+
+
+def _texts(raw: Any) -> dict[str, list[str]]:
+    if raw is None:
+        return {}
+    if isinstance(raw, str):
+        return {FREE_TEXT_LINK: [raw]}
+    if isinstance(raw, list):
+        return {FREE_TEXT_LINK: [str(t) for t in raw]}
+    return {str(k): [str(v)] for k, v in dict(raw).items()}
+
+
+def hook_request(case: Case, hook_instance: str) -> dict[str, Any]:
+    """The CDS Hooks request a client sends for ``case``: the intake hook with the QR in
+    context, or (when the case has a Patient) patient-view with both prefetched."""
+    if case.patient is None:
+        return {
+            "hook": "questionnaire-inprogress",
+            "hookInstance": hook_instance,
+            "context": {"questionnaireResponse": copy.deepcopy(case.qr)},
+        }
+    return {
+        "hook": "patient-view",
+        "hookInstance": hook_instance,
+        "context": {"userId": "Practitioner/example", "patientId": SUBJECT.split("/")[1]},
+        "prefetch": {"intake": copy.deepcopy(case.qr), "patient": copy.deepcopy(case.patient)},
+    }
 
 
 def _expected(raw: Any, where: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -303,6 +359,9 @@ def load_cases(directory: Path = CASES_DIR) -> list[Case]:
                 raise ValueError(f"{where}: duplicate case id")
             seen.add(spec["id"])
             topics, indicators = _expected(spec["expect"], where)
+            why = " ".join(str(spec.get("why") or "").split())
+            if not why:
+                raise ValueError(f"{where}: every case needs a 'why' line citing its source")
             cases.append(
                 Case(
                     id=spec["id"],
@@ -311,6 +370,8 @@ def load_cases(directory: Path = CASES_DIR) -> list[Case]:
                     qr=build_qr(spec),
                     expected_topics=topics,
                     expected_indicators=indicators,
+                    why=why,
+                    patient=copy.deepcopy(spec["patient"]) if spec.get("patient") else None,
                 )
             )
     return cases

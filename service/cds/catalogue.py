@@ -8,6 +8,9 @@ from typing import Any
 
 #: The prefetch key every red-flag service declares.
 PREFETCH_KEY = "intake"
+#: The Patient (its birthDate gives the age when the form does not ask it).
+PATIENT_PREFETCH_KEY = "patient"
+PATIENT_QUERY = "Patient/{{context.patientId}}"
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,7 @@ def intake_query(canonical: str, patient: str = "{{context.patientId}}") -> str:
 
 
 def build_catalogue(intake_canonical: str) -> tuple[CdsService, ...]:
-    prefetch = {PREFETCH_KEY: intake_query(intake_canonical)}
+    prefetch = {PREFETCH_KEY: intake_query(intake_canonical), PATIENT_PREFETCH_KEY: PATIENT_QUERY}
     usage = (
         "Needs the patient's exercise back-pain intake QuestionnaireResponse "
         f"({intake_canonical}) in prefetch 'intake', or read access to QuestionnaireResponse "

@@ -12,7 +12,7 @@ from typing import Any
 
 from service.cds.catalogue import CdsService, build_catalogue
 from service.cds.errors import BadRequest, QuestionnaireResponseInvalid
-from service.cds.locate import FhirServerGuard, FhirSource, locate
+from service.cds.locate import FhirServerGuard, FhirSource, locate, prefetched_patient
 from service.cds.screen import Screener, Screening
 from service.engine import CLINICIAN, PATIENT
 from service.fhir import InvalidResource
@@ -83,6 +83,7 @@ class HookHandler:
                 fetch_questionnaire=fetch,
                 voice=voice_of(service.hook),
                 strict=strict,
+                patient=prefetched_patient(request),
             )
         except InvalidResource as exc:
             raise QuestionnaireResponseInvalid(exc.message, exc.expression) from exc

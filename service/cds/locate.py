@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from service.cds.catalogue import PREFETCH_KEY, intake_query
+from service.cds.catalogue import PATIENT_PREFETCH_KEY, PREFETCH_KEY, intake_query
 from service.cds.errors import BadRequest, DataUnavailable
 
 
@@ -129,3 +129,18 @@ def _from_prefetch(value: Any) -> dict[str, Any]:
             )
         return found
     return value  # a QR, or something else that parsing rejects with 422
+
+
+def prefetched_patient(request: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The Patient in ``prefetch.patient`` when it is this call's patient; else None.
+
+    Optional data: anything else (absent, null, an OperationOutcome, another patient)
+    is ignored rather than refused, and the form's own age question still counts.
+    """
+    value = (request.get("prefetch") or {}).get(PATIENT_PREFETCH_KEY)
+    if not isinstance(value, dict) or value.get("resourceType") != "Patient":
+        return None
+    patient = request["context"].get("patientId")
+    if value.get("id") is not None and value.get("id") != patient:
+        return None
+    return value

@@ -39,6 +39,14 @@ class Screening:
     subject: str | None
 
 
+def birth_date_of(patient: Mapping[str, Any] | None) -> str | None:
+    """``Patient.birthDate`` when ``patient`` is a Patient resource with one, else None."""
+    if not isinstance(patient, Mapping) or patient.get("resourceType") != "Patient":
+        return None
+    value = patient.get("birthDate")
+    return value if isinstance(value, str) and value else None
+
+
 def canonical_sha256(resource: Mapping[str, Any]) -> str:
     text = json.dumps(resource, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -96,6 +104,7 @@ class Screener:
         fetch_questionnaire: Callable[[str], dict[str, Any] | None] | None = None,
         voice: str = CLINICIAN,
         strict: bool = False,
+        patient: Mapping[str, Any] | None = None,
     ) -> Screening:
         """Raises ``fhir.InvalidResource`` when ``qr`` is not a valid R4 QuestionnaireResponse,
         or breaks its Questionnaire's constraints (``conformance``; ``strict``: the portal's).
@@ -103,6 +112,7 @@ class Screener:
         ``fetch_questionnaire(canonical)`` returns the Questionnaire JSON or None; it is
         only called when the form is neither contained nor bundled. ``voice``: the
         cards' words for a clinician (EHR hooks) or a patient (intake hook, portal).
+        ``patient`` is the Patient the EHR prefetched (its ``birthDate`` gives the age).
         """
         fhir.count_items(qr, self.max_items)
         sha256 = canonical_sha256(qr)
@@ -114,7 +124,13 @@ class Screener:
         questionnaire, resolution = fhir.resolve_questionnaire(parsed, library, fetch_questionnaire)
         form = self._index(questionnaire) if questionnaire is not None else None
         conformance.require(parsed, questionnaire, form, strict=strict)
-        facts = fhir.extract_facts(parsed, form, self.knowledge.vocabulary)
+        facts = fhir.extract_facts(
+            parsed,
+            form,
+            self.knowledge.vocabulary,
+            reader=self.knowledge.reader,
+            birth_date=birth_date_of(patient),
+        )
         evaluation = evaluate(
             self.knowledge.ruleset,
             facts,
@@ -157,9 +173,14 @@ def screen(
     max_items: int = 2000,
     voice: str = CLINICIAN,
     public_url: str = "",
+    patient: Mapping[str, Any] | None = None,
 ) -> Screening:
     """One screen with no caches kept (the CLI, tests, one-off callers)."""
     screener = Screener(knowledge, max_items=max_items, cache_size=0, public_url=public_url)
     return screener.screen(
-        qr, hook_instance=hook_instance, fetch_questionnaire=fetch_questionnaire, voice=voice
+        qr,
+        hook_instance=hook_instance,
+        fetch_questionnaire=fetch_questionnaire,
+        voice=voice,
+        patient=patient,
     )

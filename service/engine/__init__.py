@@ -18,6 +18,8 @@ from service.engine.conditions import (
 from service.engine.evaluate import Decision, TopicGroup, decide
 from service.engine.model import (
     CLINICIAN,
+    FREE_TEXT,
+    FREE_TEXT_UNCERTAIN,
     IN_PROGRESS,
     INDICATOR_RANK,
     INDICATORS,
@@ -34,6 +36,7 @@ from service.engine.model import (
     Evaluation,
     Facts,
     Finding,
+    Mention,
     Outcome,
     Rule,
     RuleSet,
@@ -47,6 +50,8 @@ from service.engine.text import PLACEHOLDERS
 __all__ = [
     "CARD_NAMESPACE",
     "CLINICIAN",
+    "FREE_TEXT",
+    "FREE_TEXT_UNCERTAIN",
     "INDICATORS",
     "INDICATOR_RANK",
     "IN_PROGRESS",
@@ -70,6 +75,7 @@ __all__ = [
     "Evaluation",
     "Facts",
     "Finding",
+    "Mention",
     "Not",
     "Outcome",
     "Predicate",

@@ -104,6 +104,16 @@ def _unanswered(p: Predicate, facts: Facts) -> Outcome:
     return Outcome(holds=bool(missing), evidence=tuple(unknown), missing=tuple(missing))
 
 
+def _mentioned(p: Predicate, facts: Facts) -> Outcome:
+    wanted = frozenset(p.concepts)
+    hits = tuple(m.as_answer() for m in facts.mentions if m.concept in wanted)
+    return Outcome(holds=bool(hits), evidence=hits)
+
+
+def _free_text_unread(p: Predicate, facts: Facts) -> Outcome:
+    return Outcome(holds=bool(facts.unread_text))
+
+
 def _questionnaire_unknown(p: Predicate, facts: Facts) -> Outcome:
     return Outcome(holds=not facts.questionnaire_known)
 
@@ -126,6 +136,8 @@ _IMPLEMENTATIONS: Mapping[str, Callable[[Predicate, Facts], Outcome]] = {
     "unanswered": _unanswered,
     "questionnaire-unknown": _questionnaire_unknown,
     "form-in-progress": _form_in_progress,
+    "mentioned": _mentioned,
+    "free-text-unread": _free_text_unread,
     "always": _always,
 }
 
@@ -153,6 +165,15 @@ PREDICATES: Mapping[str, PredicateSpec] = {
         PredicateSpec(
             "form-in-progress",
             "the QuestionnaireResponse is still being filled in (status in-progress)",
+            needs_concepts=False,
+        ),
+        PredicateSpec(
+            "mentioned",
+            "any of the concepts is mentioned in a free-text answer (not negated)",
+        ),
+        PredicateSpec(
+            "free-text-unread",
+            "some free-text answer could not be read (too long, another language, unreadable)",
             needs_concepts=False,
         ),
         PredicateSpec("always", "always holds", needs_concepts=False),

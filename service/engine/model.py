@@ -49,6 +49,38 @@ class Answer:
     display: str
 
 
+#: answer_code of an Answer that stands for a free-text mention (never the patient's words)
+FREE_TEXT = "free-text"
+FREE_TEXT_UNCERTAIN = "free-text-uncertain"
+
+
+@dataclass(frozen=True)
+class Mention:
+    """A red-flag concept found in the patient's own words (a free-text answer)."""
+
+    concept: str
+    #: the patient's words around the mention (their sentence, possibly shortened)
+    quote: str
+    link_id: str
+    question: str
+    #: the concept's display, e.g. "Saddle anaesthesia"
+    concept_display: str
+    #: True when the words are hedged ("maybe", "not sure"), conditional or about someone else
+    uncertain: bool = False
+
+    def as_answer(self) -> Answer:
+        """The mention as evidence: answer_code says free text; the display quotes the words."""
+        hedge = "; unsure" if self.uncertain else ""
+        return Answer(
+            concept=self.concept,
+            value=YES,
+            link_id=self.link_id,
+            question=self.question,
+            answer_code=FREE_TEXT_UNCERTAIN if self.uncertain else FREE_TEXT,
+            display=f'"{self.quote}" (read as: {self.concept_display}{hedge})',
+        )
+
+
 @dataclass(frozen=True)
 class Facts:
     """What a QuestionnaireResponse says, by concept code.
@@ -69,6 +101,10 @@ class Facts:
     subject: str | None = None
     #: QuestionnaireResponse.status ("in-progress" while the form is being filled in)
     status: str = "completed"
+    #: red-flag concepts found in free-text answers (negated mentions are not kept)
+    mentions: tuple[Mention, ...] = ()
+    #: linkIds of free-text answers that could not be read (too long, another language, ...)
+    unread_text: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

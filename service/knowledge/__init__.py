@@ -11,6 +11,9 @@ from pathlib import Path
 
 from service.engine import RuleSet
 from service.fhir import Vocabulary, validate_resource
+from service.fhir.freetext import FreeTextReader
+from service.knowledge.clinical_safety import check_clinical_safety
+from service.knowledge.freetext import build_reader
 from service.knowledge.questionnaires import KnowledgeError, QuestionnaireLibrary
 from service.knowledge.rule_files import load_ruleset
 from service.knowledge.rule_schema import RuleFileError
@@ -23,6 +26,8 @@ class Knowledge:
     library: QuestionnaireLibrary
     terminology: Terminology
     vocabulary: Vocabulary
+    #: reads free-text answers for red-flag mentions (spaCy pipeline, built once per process)
+    reader: FreeTextReader
 
     @classmethod
     def load(cls, rules_dir: Path, questionnaires_dir: Path, terminology_dir: Path) -> Knowledge:
@@ -31,7 +36,9 @@ class Knowledge:
         vocabulary = terminology.vocabulary()
         library = QuestionnaireLibrary.load(questionnaires_dir, vocabulary, terminology)
         ruleset = load_ruleset(rules_dir, terminology, validate_resource=validate_resource)
-        return cls(ruleset, library, terminology, vocabulary)
+        check_clinical_safety(ruleset, terminology)
+        reader = build_reader(terminology_dir, terminology)
+        return cls(ruleset, library, terminology, vocabulary, reader)
 
 
 __all__ = [

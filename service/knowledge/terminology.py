@@ -22,6 +22,9 @@ OVERRIDE_REASON_SYSTEM = f"{BASE_URL}/CodeSystem/override-reason"
 VALUESET_BASE = f"{BASE_URL}/ValueSet/"
 MAPPING_SOURCE_EXT = f"{BASE_URL}/StructureDefinition/mapping-source"
 MAPPING_EVIDENCE_EXT = f"{BASE_URL}/StructureDefinition/mapping-evidence"
+DESIGNATION_USE_SYSTEM = f"{BASE_URL}/CodeSystem/designation-use"
+#: designation use of the words a patient may write for a concept (free-text trigger phrases)
+PATIENT_PHRASE = "patient-phrase"
 
 SNOMED = "http://snomed.info/sct"
 LOINC = "http://loinc.org"
@@ -53,6 +56,8 @@ class LocalConcept:
     answer_type: str | None = None  # yes-no-unknown | ordered-choice | choice | integer | decimal
     answer_of: str | None = None
     rank: int | None = None
+    #: designations with use patient-phrase: what the free-text reader looks for
+    phrases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -197,6 +202,7 @@ def _concepts(path: Path, data: Mapping[str, Any]) -> dict[str, LocalConcept]:
             answer_type=_property(raw, "answer-type"),
             answer_of=_property(raw, "answer-of"),
             rank=_property(raw, "rank"),
+            phrases=_phrases(raw, where),
         )
         if kind == "question" and concept.answer_type not in {
             "yes-no-unknown",
@@ -217,6 +223,19 @@ def _concepts(path: Path, data: Mapping[str, Any]) -> dict[str, LocalConcept]:
                 f"{path}: {concept.code}.answer-of names unknown {concept.answer_of}"
             )
     return concepts
+
+
+def _phrases(concept: Mapping[str, Any], where: str) -> tuple[str, ...]:
+    phrases: list[str] = []
+    for i, designation in enumerate(concept.get("designation", [])):
+        use = designation.get("use") or {}
+        if use.get("system") != DESIGNATION_USE_SYSTEM or use.get("code") != PATIENT_PHRASE:
+            continue
+        value = " ".join(str(designation.get("value", "")).split())
+        if not value:
+            raise TerminologyError(f"{where}.designation[{i}].value: empty patient phrase")
+        phrases.append(value)
+    return tuple(phrases)
 
 
 def _expand(

@@ -10,42 +10,50 @@ from playwright.sync_api import Page
 
 #: A patient with no red flag, by linkId: the option's label, or a number typed in.
 LOW_RISK: dict[str, str | int] = {
+    "1.0": 34,
     "1.1": "Impact (running, plyometrics)",
     "1.2": 24,
     "1.3": 4,
     "1.4": "No radiation",
     "1.5": "Improving",
     "1.6": "Yes",
+    "1.7": "No",
     **{link: "No" for link in ("2.1", "2.2", "2.3", "2.4", "2.5")},
     **{link: "No" for link in ("3.1", "3.2", "3.3", "3.4")},
-    **{link: "No" for link in ("4.1", "4.2", "4.3", "4.4", "4.5", "4.6")},
-    "5.1": "No",
+    **{link: "No" for link in ("4.1", "4.2", "4.3", "4.4", "4.5", "4.6", "4.7", "4.8")},
+    **{link: "No" for link in ("5.1", "5.2", "5.3")},
 }
 
 #: linkId -> the question as the page shows it (enough words to find it).
 QUESTIONS = {
+    "1.0": "How old are you",
     "1.1": "What kind of exercise were you doing",
     "1.2": "How many hours ago did the pain begin",
     "1.3": "How bad is the pain right now",
     "1.4": "Does the pain spread into your leg",
     "1.5": "Since it began, is the pain improving",
     "1.6": "Have you rested and used self-care",
+    "1.7": "pain in your upper or middle back",
     "2.1": "new trouble starting to pass urine",
     "2.2": "new loss of bowel control",
     "2.3": "numbness or tingling around your genitals",
     "2.4": "new loss of sexual function",
-    "2.5": "pain, numbness or weakness in BOTH legs",
+    "2.5": "In BOTH legs, do you have pain that spreads below the knee",
     "3.1": "Do you have numbness in a leg or foot",
     "3.2": "tingling or pins and needles",
     "3.3": "noticeable weakness in a leg or foot",
     "3.4": "Is any numbness, tingling or weakness getting worse",
     "4.1": "fever, chills or sweats",
     "4.2": "lost weight recently without trying",
-    "4.3": "Is the pain intense and not eased",
+    "4.3": "Is the pain there all the time",
     "4.4": "Have you ever had cancer",
     "4.5": "weakened immune system",
     "4.6": "Have you ever injected drugs",
-    "5.1": "Did the pain follow a fall or heavy impact",
+    "4.7": "Does the pain wake you up at night",
+    "4.8": "have you had an infection",
+    "5.1": "Did the pain start after a fall",
+    "5.2": "osteoporosis or thin, weak bones",
+    "5.3": "steroid tablets or injections",
 }
 
 #: Yes/No/Unknown and the other options, in the order the form lists them.

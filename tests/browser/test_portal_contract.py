@@ -43,7 +43,8 @@ def test_page_screen_and_refusals_follow_the_contract(portal_server: ServerProce
     )
     assert refused.status_code == 403
 
-    draft["item"][0]["item"][2]["answer"] = [{"valueInteger": 11}]
+    severity = next(i for i in draft["item"][0]["item"] if i["linkId"] == "1.3")
+    severity["answer"] = [{"valueInteger": 11}]
     out_of_range = conforms(
         session.post(portal_server.url("/intake/screen"), json=draft, headers=headers, timeout=10)
     )

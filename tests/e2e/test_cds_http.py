@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import requests
 
-from testkit.casekit import Case, build_qr, indicators_of, load_cases, topics_of
+from testkit.casekit import Case, build_qr, hook_request, indicators_of, load_cases, topics_of
 from testkit.fhir_server import FakeFhirStore, fhir_server
 from testkit.server import ServerProcess
 from tests.e2e.contract import conforms
@@ -232,6 +232,10 @@ def test_questionnaire_is_served(server: ServerProcess) -> None:
     search = conforms(
         requests.get(server.url("/Questionnaire"), params={"url": form["url"]}, timeout=10)
     )
+    versions = [e["resource"]["version"] for e in search.json()["entry"]]
+    assert sorted(versions) == ["1.0.0", "2.0.0"]  # the released 1.0.0 stays bundled
+    exact = f"{form['url']}|{form['version']}"
+    search = conforms(requests.get(server.url("/Questionnaire"), params={"url": exact}, timeout=10))
     assert search.json()["total"] == 1
     assert search.json()["entry"][0]["resource"]["id"] == form["id"]
     missing = conforms(requests.get(server.url("/Questionnaire/nope"), timeout=10))
@@ -257,12 +261,9 @@ def rule_pages_seen() -> set[str]:
 def test_clinical_case_over_http(
     server: ServerProcess, case: Case, rule_pages_seen: set[str]
 ) -> None:
-    body = {
-        "hook": "questionnaire-inprogress",
-        "hookInstance": str(uuid.uuid4()),
-        "context": {"questionnaireResponse": case.qr},
-    }
-    response = post(server, INTAKE, body)
+    body = hook_request(case, str(uuid.uuid4()))
+    service = INTAKE if body["hook"] == "questionnaire-inprogress" else PATIENT_VIEW
+    response = post(server, service, body)
     assert response.status_code == 200, response.text
     cards = response.json()["cards"]
     assert topics_of(cards) == case.expected_topics, case.description
@@ -318,7 +319,8 @@ def test_an_in_progress_intake_gets_red_flags_so_far_and_one_quiet_line(
     body = envelope("questionnaire-inprogress", context={"questionnaireResponse": qr})
     cards = post(server, INTAKE, body).json()["cards"]
     assert indicators_of(cards) == ("critical", "warning")
-    assert len(provenance(cards[1])["missing"]) == 16
+    red_flag_questions = 26  # terminology/ValueSet-red-flag-screen.json
+    assert len(provenance(cards[1])["missing"]) == red_flag_questions - 1
 
 
 def test_rule_page_as_html_and_json_and_404(server: ServerProcess) -> None:

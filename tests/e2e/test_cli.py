@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from service.cli import main
-from testkit.casekit import Case, indicators_of, load_cases, topics_of
+from testkit.casekit import Case, hook_request, indicators_of, load_cases, topics_of
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "patient-view-request.json"
 CASES = load_cases()
@@ -51,7 +51,13 @@ def test_evaluate_rejects_a_file_that_is_not_fhir(tmp_path: Path) -> None:
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_clinical_case_through_cli(tmp_path: Path, case: Case) -> None:
     path = tmp_path / "qr.json"
-    path.write_text(json.dumps(case.qr))
+    path.write_text(
+        json.dumps(
+            case.qr
+            if case.patient is None
+            else hook_request(case, "11111111-2222-4333-8444-555555555555")
+        )
+    )
     result = CliRunner().invoke(main, ["evaluate", str(path), "--format", "json"])
     assert result.exit_code == 0, result.output
     cards = json.loads(result.output)["cards"]

@@ -35,11 +35,13 @@ CARD_TOPICS = {
     "systemic",
     "fracture",
     "persistence",
+    "intense-pain",
     "screen-incomplete",
     "immediate-steps",
     "technique",
     "stabilisation",
 }
+RED_FLAG_SCREEN = "https://fhir.backpain-cds.dev/ValueSet/red-flag-screen"
 SELF_CARE_TOPICS = {"immediate-steps", "technique", "stabilisation"}
 RANKS = {"critical": 0, "warning": 1, "info": 2}
 
@@ -57,7 +59,15 @@ def provenance(card: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize("voice", ["clinician", "patient"])
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_case(case: Case, voice: str, knowledge: Knowledge) -> None:
-    cards = cards_of(case.qr, knowledge, voice)
+    result = screen(
+        case.qr,
+        knowledge,
+        hook_instance=HOOK,
+        voice=voice,
+        public_url=BASE,
+        patient=case.patient,
+    )
+    cards = list(result.evaluation.cards)
     assert (topics_of(cards), indicators_of(cards)) == (
         case.expected_topics,
         case.expected_indicators,
@@ -187,10 +197,11 @@ def test_ask_now_puts_cauda_equina_questions_first(knowledge: Knowledge) -> None
     qr = build_qr({"id": "bare", "defaults": False, "answers": {"exercise-type": "impact"}})
     card = cards_of(qr, knowledge)[0]
     missing = provenance(card)["missing"]
-    assert len(missing) == 17
+    screened = knowledge.terminology.expand(RED_FLAG_SCREEN)
+    assert len(missing) == len(screened) == 26
     assert set(missing[:5]) == set(CES)
     asked = [line for line in card["detail"].splitlines() if line.endswith("(not answered)")]
-    assert len(asked) == 17
+    assert len(asked) == len(screened)
     questions = knowledge.ruleset.questions
     assert [questions[c] for c in missing] == [a[2 : -len(" (not answered)")] for a in asked]
     neuro = missing.index("neuro-symptoms-worsening")
@@ -239,7 +250,9 @@ def test_in_progress_form_gets_one_quiet_line_not_missing_questions(
     completed = cards_of(build_qr(HALF_FORM), knowledge, voice)
     assert topics_of(completed) == ("screen-incomplete",)
     assert indicators_of(completed) == ("warning",)
-    assert len(provenance(completed[0])["missing"]) == 17
+    answered = {"hours-since-onset", "pain-severity"}
+    screened = knowledge.terminology.expand(RED_FLAG_SCREEN)
+    assert set(provenance(completed[0])["missing"]) == screened - answered
 
 
 def test_in_progress_form_reports_red_flags_found_so_far(knowledge: Knowledge) -> None:

@@ -46,11 +46,14 @@ def test_too_many_items_is_rejected(knowledge: Knowledge) -> None:
 def test_library_lookups(knowledge: Knowledge) -> None:
     lib = knowledge.library
     assert lib.intake_canonical == INTAKE
-    assert lib.get(f"{INTAKE}|1.0.0") is lib.get(INTAKE)
+    assert lib.get(f"{INTAKE}|2.0.0") is lib.get(INTAKE)
+    assert lib.get(f"{INTAKE}|1.0.0") is not None  # the released 1.0.0 still resolves
+    assert lib.get(f"{INTAKE}|1.0.0") is not lib.get(INTAKE)
     assert lib.get(f"{INTAKE}|9.9.9") is None
-    assert lib.by_id("exercise-back-pain-intake")["version"] == "1.0.0"  # type: ignore[index]
+    assert lib.by_id("exercise-back-pain-intake")["version"] == "2.0.0"  # type: ignore[index]
     assert lib.by_id("nope") is None
-    assert len(lib.search(INTAKE)) == 1 and lib.search("https://x.example/Q") == []
+    assert [q["version"] for q in lib.search(INTAKE)] == ["1.0.0", "2.0.0"]
+    assert len(lib.search(f"{INTAKE}|2.0.0")) == 1 and lib.search("https://x.example/Q") == []
 
 
 def test_library_refuses_a_draft_form(tmp_path: Path, knowledge: Knowledge) -> None:
@@ -142,6 +145,6 @@ def test_screening_record(knowledge: Knowledge) -> None:
     assert (result.qr_id, result.qr_version, result.subject) == ("qr-1", "3", "Patient/example")
     assert result.qr_sha256 == canonical_sha256(json.loads(json.dumps(qr)))
     assert len(result.qr_sha256) == 64
-    assert result.questionnaire == f"{INTAKE}|1.0.0"
+    assert result.questionnaire == f"{INTAKE}|2.0.0"
     assert result.evaluation.rules_version == "backpain-redflags 2.0.0"
     assert screen(qr, knowledge, hook_instance="h") == result

@@ -67,7 +67,8 @@ def test_catalogue_ids_and_prefetch() -> None:
     services = {s.id: s for s in build_catalogue(CANONICAL)}
     assert services["backpain-redflags-patient-view"].prefetch == {
         "intake": f"QuestionnaireResponse?subject={{{{context.patientId}}}}&questionnaire="
-        f"{CANONICAL}&status=completed&_sort=-authored&_count=1"
+        f"{CANONICAL}&status=completed&_sort=-authored&_count=1",
+        "patient": "Patient/{{context.patientId}}",
     }
     assert services["backpain-redflags-intake"].prefetch is None
 

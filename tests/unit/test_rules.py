@@ -26,6 +26,10 @@ FAMILIES = {
     "screen-incomplete.yaml",
     "self-care.yaml",
     "ruleset.yaml",
+    "combinations.yaml",
+    "free-text.yaml",
+    "risk-factors.yaml",
+    "severity.yaml",
 }
 
 

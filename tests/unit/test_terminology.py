@@ -32,6 +32,8 @@ QUESTIONS = {
     "iv-drug-use", "significant-trauma", "hours-since-onset", "rested-since-onset", "pain-trend",
     "exercise-type", "pain-severity", "spine-rounding-under-load", "spine-overarching-under-load",
     "pain-builds-with-duration", "sharp-localised-pain-after-twisting",
+    # issue 12: new inputs, each read by a rule (rules/README.md)
+    "age", "thoracic-pain", "night-pain", "recent-infection", "osteoporosis", "long-term-steroids",
 }  # fmt: skip
 ANSWERS = {
     "none", "buttock-or-thigh", "below-knee", "improving", "unchanged", "worsening",
@@ -40,6 +42,7 @@ ANSWERS = {
 TOPICS = {
     "cauda-equina", "progressive-neurological-deficit", "sciatica", "neurological", "systemic",
     "fracture", "persistence", "screen-incomplete", "immediate-steps", "technique", "stabilisation",
+    "intense-pain",
 }  # fmt: skip
 # CLINICAL.md "Standard codes already checked" (likely ones marked True)
 CHECKED_SNOMED = {
@@ -54,6 +57,8 @@ CHECKED_SNOMED = {
 CHECKED_ICD = {
     "G83.4", "R32", "R33.9", "R39.11", "R15.9", "R37", "M54.30", "M54.40", "R20.0", "R20.2",
     "M62.81", "M21.379", "R50.9", "R63.4", "M54.50", "M54.16", "M51.26",
+    # confirmed with the search tool in two credible sources (ConceptMap mapping-source)
+    "M54.6", "Z79.52",
 }  # fmt: skip
 
 
@@ -146,7 +151,9 @@ def test_local_code_stays_primary_in_the_form() -> None:
     stack = list(form["item"])
     while stack:
         item = stack.pop()
-        if item["type"] != "group":
+        if item["type"] in {"text", "string"}:
+            assert "code" not in item  # free text is read for mentions, not as one concept
+        elif item["type"] != "group":
             assert item["code"][0]["system"] == LOCAL_SYSTEM
             assert not any(c["code"] == "449813001" for c in item["code"])  # likely: not on items
         stack.extend(item.get("item", []))
@@ -169,3 +176,25 @@ def test_inconsistent_terminology_names_file_and_field(tmp_path: Path) -> None:
     cmap.write_text(json.dumps(data))
     with pytest.raises(TerminologyError, match="mapping-source"):
         Terminology.load(tmp_path)
+
+
+def test_every_yes_no_red_flag_has_patient_phrases(terminology: Terminology) -> None:
+    """Principle 6: each red-flag concept can be found in the patient's own words."""
+    families = {"cauda-equina", "neurological", "systemic", "fracture"}
+    for code, concept in terminology.questions().items():
+        if concept.family in families and concept.answer_type == "yes-no-unknown":
+            assert len(concept.phrases) >= 3, code
+    assert terminology.concepts["pain-radiation-extent"].phrases
+    assert not terminology.concepts["exercise-type"].phrases
+
+
+def test_new_standard_codes_name_their_sources(terminology: Terminology) -> None:
+    added = {(m.local, m.system, m.code): m for m in terminology.mappings}
+    for key in [
+        ("age", "http://loinc.org", "30525-0"),
+        ("thoracic-pain", ICD10CM, "M54.6"),
+        ("long-term-steroids", ICD10CM, "Z79.52"),
+    ]:
+        mapping = added[key]
+        assert mapping.evidence == "confirmed" and "two credible" in mapping.source
+    assert terminology.by_standard[("http://loinc.org", "30525-0")] == "age"
