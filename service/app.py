@@ -38,7 +38,7 @@ def create_app(
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     if audit is None:
-        from service.audit.store import create_audit_trail
+        from service.audit.factory import create_audit_trail
 
         audit = create_audit_trail(settings)
         # A final replay of the spool, and its files released, when the worker exits.

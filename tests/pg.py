@@ -30,7 +30,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from service.audit import migrate
-from service.audit.store import SqlAuditTrail, create_audit_trail
+from service.audit.factory import create_audit_trail
+from service.audit.spooling import SpoolingAuditTrail
 from service.config import Settings
 
 NO_POSTGRES = """no PostgreSQL for the tests. Provide one of:
@@ -210,8 +211,8 @@ def database_url(make_database: DatabaseFactory) -> str:
 
 
 @pytest.fixture
-def audit_trail(database_url: str, tmp_path: Path) -> Iterator[SqlAuditTrail]:
-    """A started ``SqlAuditTrail`` on ``database_url`` with its own spool directory."""
+def audit_trail(database_url: str, tmp_path: Path) -> Iterator[SpoolingAuditTrail]:
+    """A started ``SpoolingAuditTrail`` on ``database_url`` with its own spool directory."""
     settings = Settings(
         database_url=database_url, spool_dir=tmp_path / "spool", spool_drain_interval=0.2
     )

@@ -13,8 +13,9 @@ import click
 from service.audit import migrate, partitions
 from service.audit.codec import json_default
 from service.audit.db import make_engine
-from service.audit.report import INDICATORS, AuditEntry, AuditQuery, find_invocations
+from service.audit.report import AuditEntry, AuditQuery, find_invocations
 from service.config import Settings
+from service.engine import INDICATORS
 
 
 def _database_url() -> str:

@@ -115,7 +115,6 @@ def feedback_to_dict(record: FeedbackRecord) -> dict[str, Any]:
         "accepted_suggestions": list(record.accepted_suggestions),
         "override_reason": record.override_reason,
         "client_iss": record.client_iss,
-        "extra": record.extra,
     }
 
 
@@ -130,7 +129,6 @@ def feedback_from_dict(data: dict[str, Any]) -> FeedbackRecord:
         accepted_suggestions=tuple(data.get("accepted_suggestions", ())),
         override_reason=data.get("override_reason"),
         client_iss=data.get("client_iss"),
-        extra=dict(data.get("extra") or {}),
     )
 
 
@@ -138,7 +136,10 @@ def feedback_fingerprint(record: FeedbackRecord) -> str:
     """sha256 of everything the client said: an identical repeat has the same fingerprint.
 
     The server-side ``id`` and ``received_at`` are left out; everything else counts.
+    ``extra`` (a field records no longer have) stays in the hashed text as ``{}``, so a
+    repeat of feedback stored by an earlier release still has the same fingerprint.
     """
     said = feedback_to_dict(record)
     del said["id"], said["received_at"]
+    said["extra"] = {}
     return hashlib.sha256(dumps(said).encode("utf-8")).hexdigest()

@@ -1,4 +1,4 @@
-"""The one place that opens the audit database: engines, sessions, read-only connections.
+"""The one place that opens the audit database: engines and read-only connections.
 
 ``postgresql+psycopg://`` (psycopg 3, pooled) in production and tests; ``sqlite:///``
 for ``make run``. Nothing else in the package calls ``create_engine``.
@@ -15,7 +15,6 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
 
 from service.audit.codec import json_default
 
@@ -84,11 +83,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA synchronous=FULL")
     finally:
         cursor.close()
-
-
-def session_factory(engine: Engine) -> sessionmaker[Session]:
-    """ORM sessions on ``engine`` (the store itself uses Core statements)."""
-    return sessionmaker(engine, expire_on_commit=False)
 
 
 @contextmanager

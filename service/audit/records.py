@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -66,11 +66,21 @@ class FeedbackRecord:
     accepted_suggestions: tuple[str, ...] = ()
     override_reason: dict[str, Any] | None = None
     client_iss: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class AuditUnavailable(RuntimeError):
     """The database cannot answer a question that needs it (not a write)."""
+
+
+class FeedbackRefused(ValueError):
+    """The audit refuses feedback for its content (e.g. a card it never issued)."""
+
+
+class ReplayStore(Protocol):
+    """CDS Hooks 2.0 replay protection: each (iss, jti) is accepted once before it expires."""
+
+    def remember_jti(self, iss: str, jti: str, expires_at: datetime) -> bool:
+        """True the first time (iss, jti) is seen before it expires; False on replay."""
 
 
 class AuditTrail(Protocol):
@@ -86,7 +96,7 @@ class AuditTrail(Protocol):
         """Persist feedback; an identical repeat is stored once. Returns rows new."""
 
     def remember_jti(self, iss: str, jti: str, expires_at: datetime) -> bool:
-        """True the first time (iss, jti) is seen before it expires; False on replay."""
+        """Delegates to the replay store (``ReplayStore``) until the app wires that one directly."""
 
     def health(self) -> dict[str, Any]:
         """{"database": "up"|"down", "spool_depth": int}."""

@@ -12,8 +12,7 @@ from sqlalchemy import Engine, Select, or_, select
 
 from service.audit.db import read_only
 from service.audit.models import card_feedback, invocation, issued_card
-
-INDICATORS = ("info", "warning", "critical")
+from service.engine import INDICATORS
 
 
 @dataclass(frozen=True)

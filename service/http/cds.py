@@ -8,8 +8,7 @@ from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from service.audit.records import AuditUnavailable, FeedbackRecord
-from service.audit.store import FeedbackRefused
+from service.audit.records import AuditUnavailable, FeedbackRecord, FeedbackRefused
 from service.hooks import BadRequest, DataUnavailable, QuestionnaireResponseInvalid
 from service.http.body import read_json_object
 from service.http.errors import Problem

@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from service.audit import migrate
 from service.audit.cli import audit_group, db_group
 from service.audit.db import make_engine, read_only
-from service.audit.store import SqlAuditTrail
+from service.audit.spooling import SpoolingAuditTrail
 from tests.integration import records
 from tests.pg import DatabaseFactory
 
@@ -46,7 +46,7 @@ def test_db_commands_migrate_and_report(make_database: DatabaseFactory) -> None:
 
 
 def test_audit_show_answers_who_was_told_what(
-    audit_trail: SqlAuditTrail, database_url: str
+    audit_trail: SpoolingAuditTrail, database_url: str
 ) -> None:
     patient = f"Patient/{uuid.uuid4().hex[:8]}"
     told = records.invocation(cards=2, patient=patient)

@@ -1,4 +1,4 @@
-"""SqlAuditTrail on real PostgreSQL: rows, concurrency, feedback links, jti replay."""
+"""The audit trail on real PostgreSQL: rows, concurrency, feedback links, jti replay."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ from sqlalchemy import Engine, create_engine, func, select
 
 from service.audit.db import make_engine
 from service.audit.models import card_feedback, invocation, issued_card, used_jti
-from service.audit.spool import Spool
-from service.audit.store import FeedbackRefused, SqlAuditTrail
+from service.audit.records import FeedbackRefused
+from service.audit.replay import JtiReplayStore
+from service.audit.spooling import SpoolingAuditTrail
+from service.audit.state import DatabaseState
 from tests.integration import records
 
 pytestmark = pytest.mark.integration
@@ -27,7 +29,7 @@ def reader(database_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-def test_invocation_round_trip(audit_trail: SqlAuditTrail, reader: Engine) -> None:
+def test_invocation_round_trip(audit_trail: SpoolingAuditTrail, reader: Engine) -> None:
     record = records.invocation(cards=2, patient="Patient/round-trip")
     audit_trail.record_invocation(record)
 
@@ -66,7 +68,7 @@ def test_invocation_round_trip(audit_trail: SqlAuditTrail, reader: Engine) -> No
     assert audit_trail.health() == {"database": "up", "spool_depth": 0, "database_errors": 0}
 
 
-def test_error_invocation_is_recorded(audit_trail: SqlAuditTrail, reader: Engine) -> None:
+def test_error_invocation_is_recorded(audit_trail: SpoolingAuditTrail, reader: Engine) -> None:
     record = records.invocation(
         cards=0, http_status=400, error_code="invalid", error_detail="context.patientId missing"
     )
@@ -77,7 +79,7 @@ def test_error_invocation_is_recorded(audit_trail: SqlAuditTrail, reader: Engine
     assert row["fired_rules"] == []
 
 
-def test_the_same_record_twice_is_one_row(audit_trail: SqlAuditTrail, reader: Engine) -> None:
+def test_the_same_record_twice_is_one_row(audit_trail: SpoolingAuditTrail, reader: Engine) -> None:
     record = records.invocation(cards=1)
     audit_trail.record_invocation(record)
     audit_trail.record_invocation(record)
@@ -89,7 +91,7 @@ def test_the_same_record_twice_is_one_row(audit_trail: SqlAuditTrail, reader: En
 
 
 def test_many_threads_at_once_every_row_is_there(
-    audit_trail: SqlAuditTrail, reader: Engine
+    audit_trail: SpoolingAuditTrail, reader: Engine
 ) -> None:
     threads, per_thread = 12, 25
     written: list[uuid.UUID] = []
@@ -128,7 +130,7 @@ def test_many_threads_at_once_every_row_is_there(
     assert cards == 2 * threads * per_thread
 
 
-def test_feedback_links_to_issued_cards(audit_trail: SqlAuditTrail, reader: Engine) -> None:
+def test_feedback_links_to_issued_cards(audit_trail: SpoolingAuditTrail, reader: Engine) -> None:
     record = records.invocation(cards=2)
     audit_trail.record_invocation(record)
     first, second = (card.uuid for card in record.cards)
@@ -159,12 +161,12 @@ def test_feedback_links_to_issued_cards(audit_trail: SqlAuditTrail, reader: Engi
     assert [tuple(r) for r in rows] == [(second, "accepted"), (first, "overridden")]
 
 
-def test_feedback_on_a_card_never_issued_is_refused(audit_trail: SqlAuditTrail) -> None:
+def test_feedback_on_a_card_never_issued_is_refused(audit_trail: SpoolingAuditTrail) -> None:
     with pytest.raises(FeedbackRefused, match="feedback refused"):
         audit_trail.record_feedback([records.feedback(str(uuid.uuid4()))])
 
 
-def test_jti_replay(audit_trail: SqlAuditTrail) -> None:
+def test_jti_replay(audit_trail: SpoolingAuditTrail) -> None:
     iss, jti = "https://ehr.example.org", str(uuid.uuid4())
     expires = records.in_minutes(5)
     assert audit_trail.remember_jti(iss, jti, expires) is True
@@ -173,7 +175,7 @@ def test_jti_replay(audit_trail: SqlAuditTrail) -> None:
     assert audit_trail.remember_jti("https://other.example.org", jti, expires) is True
 
 
-def test_many_threads_race_one_jti_exactly_one_wins(audit_trail: SqlAuditTrail) -> None:
+def test_many_threads_race_one_jti_exactly_one_wins(audit_trail: SpoolingAuditTrail) -> None:
     jti = str(uuid.uuid4())
     results: list[bool] = []
     start = threading.Barrier(8)
@@ -192,13 +194,10 @@ def test_many_threads_race_one_jti_exactly_one_wins(audit_trail: SqlAuditTrail) 
     assert sorted(results) == [False] * 7 + [True]
 
 
-def test_expired_jti_may_be_reused_and_is_pruned(
-    database_url: str, tmp_path: Path, reader: Engine
-) -> None:
+def test_expired_jti_may_be_reused_and_is_pruned(database_url: str, reader: Engine) -> None:
     now = [datetime(2030, 1, 1, 12, 0, tzinfo=UTC)]
-    trail = SqlAuditTrail(
-        make_engine(database_url), Spool(tmp_path / "spool"), clock=lambda: now[0]
-    )
+    engine = make_engine(database_url)
+    trail = JtiReplayStore(engine, DatabaseState(), clock=lambda: now[0])
     try:
         iss, jti = "https://ehr.example.org", str(uuid.uuid4())
         assert trail.remember_jti(iss, jti, now[0] + timedelta(minutes=5)) is True
@@ -210,16 +209,16 @@ def test_expired_jti_may_be_reused_and_is_pruned(
         other = str(uuid.uuid4())
         assert trail.remember_jti(iss, other, now[0] + timedelta(minutes=1)) is True
         now[0] += timedelta(minutes=2)
-        assert trail.prune_expired_jtis() >= 1
+        assert trail.prune_expired() >= 1
         with reader.connect() as conn:
             left = set(conn.scalars(select(used_jti.c.jti).where(used_jti.c.jti.in_([jti, other]))))
         assert left == {jti}
     finally:
-        trail.close()
+        engine.dispose()
 
 
 def test_naive_times_are_refused_not_stored_wrong(
-    audit_trail: SqlAuditTrail, tmp_path: Path
+    audit_trail: SpoolingAuditTrail, tmp_path: Path
 ) -> None:
     """A record the database refuses for its content is kept aside, never raised, never lost."""
     record = records.invocation(occurred_at=datetime(2025, 1, 1, 12, 0))  # no zone

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 
+from service.audit.codec import feedback_fingerprint
+from service.audit.records import FeedbackRecord
 from service.audit.spool import Spool, SpoolEntry
 from tests.integration import records
 
@@ -18,7 +22,7 @@ def test_entries_round_trip_through_a_line() -> None:
     assert line.endswith(b"\n") and line.count(b"\n") == 1
     assert json.loads(line)["id"] == str(record.id)
     assert SpoolEntry.from_line(line).record == record
-    feedback = records.feedback("c-1", accepted_suggestions=("s-1",), extra={"k": [1, 2]})
+    feedback = records.feedback("c-1", accepted_suggestions=("s-1",))
     assert SpoolEntry.from_line(SpoolEntry(feedback).to_line()).record == feedback
 
 
@@ -72,3 +76,21 @@ def test_records_appended_during_a_drain_wait_for_the_next(tmp_path: Path) -> No
     ]
     spool.close()
     assert spool.path.exists()  # not empty: kept for the next process
+
+
+def test_feedback_fingerprint_is_the_one_earlier_releases_stored() -> None:
+    """Feedback records lost their ``extra`` field; an identical repeat must still match."""
+    record = FeedbackRecord(
+        id=UUID(int=1),
+        received_at=datetime(2025, 11, 24, tzinfo=UTC),
+        service_id="svc",
+        card_uuid="c-1",
+        outcome="overridden",
+        outcome_timestamp=datetime(2025, 11, 24, 9, 30, tzinfo=UTC),
+        accepted_suggestions=("s-1",),
+        override_reason={"reason": {"code": "x"}},
+        client_iss="https://ehr.example.org",
+    )
+    # computed by the release whose records still had ``extra`` (commit 7f6e2ea)
+    expected = "2f312e83fb50c0e21ac8d329eca2c8897f71543353450dcddb144dfe5bb42471"
+    assert feedback_fingerprint(record) == expected

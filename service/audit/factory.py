@@ -1,0 +1,34 @@
+"""``create_audit_trail(settings)``: the audit adapter the app uses, assembled.
+
+One engine (``DATABASE_URL``) serves the SQL store and the replay store; one
+``DatabaseState`` tells both whether the database is taking writes; the spool lives
+in ``AUDIT_SPOOL_DIR``. The returned trail owns them all (``close()`` releases them).
+"""
+
+from __future__ import annotations
+
+from service.audit.db import make_engine
+from service.audit.replay import JtiReplayStore
+from service.audit.spool import Spool
+from service.audit.spooling import SpoolingAuditTrail
+from service.audit.sql import SqlAuditStore
+from service.audit.state import AuditHooks, DatabaseState
+from service.config import Settings
+
+
+def create_audit_trail(
+    settings: Settings, *, hooks: AuditHooks | None = None, start: bool = True
+) -> SpoolingAuditTrail:
+    """The trail (``trail.replay`` is the replay store); its drainer started unless told not."""
+    engine = make_engine(settings.database_url, connect_timeout=settings.db_connect_timeout)
+    state = DatabaseState(hooks)
+    trail = SpoolingAuditTrail(
+        SqlAuditStore(engine),
+        Spool(settings.spool_dir),
+        JtiReplayStore(engine, state),
+        state,
+        drain_interval=settings.spool_drain_interval,
+    )
+    if start:
+        trail.start()
+    return trail

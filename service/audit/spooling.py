@@ -1,0 +1,228 @@
+"""``SpoolingAuditTrail``: the audit port (``records.AuditTrail``) that keeps answering.
+
+Request path: the SQL store writes the record in one short transaction. Outage
+path: when the database does not answer, records go to the local spool (``spool.py``)
+and a background drainer replays them, in order, once the database answers again.
+While the spool holds anything, new records queue behind it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from service.audit import codec
+from service.audit.records import AuditUnavailable, FeedbackRecord, InvocationRecord
+from service.audit.replay import JtiReplayStore
+from service.audit.spool import Spool, SpoolEntry, SpoolError
+from service.audit.sql import SqlAuditStore, is_refusal
+from service.audit.state import DatabaseState
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SpoolingAuditTrail:
+    """Implements ``records.AuditTrail``. Thread-safe; one per process."""
+
+    def __init__(
+        self,
+        store: SqlAuditStore,
+        spool: Spool,
+        replay: JtiReplayStore,
+        state: DatabaseState,
+        *,
+        drain_interval: float = 2.0,
+        jti_prune_interval: float = 60.0,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.store = store
+        self.replay = replay
+        self.state = state
+        self._spool = spool
+        self._drain_interval = drain_interval
+        self._jti_prune_interval = jti_prune_interval
+        self._clock = clock
+        self._drain_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._drainer: threading.Thread | None = None
+        self._last_prune = 0.0
+
+    @property
+    def database_up(self) -> bool:
+        return self.state.up
+
+    # -- invocations -----------------------------------------------------------------
+
+    def record_invocation(self, record: InvocationRecord) -> None:
+        """Persist; never raises. Spools to local disk when the database is down."""
+        entry = SpoolEntry(record)
+        try:
+            if not self.state.up:
+                self._spool.append(entry)
+                return
+            if self._spool.append_if_pending(entry):
+                return
+            try:
+                self.store.write([record])
+                return
+            except SQLAlchemyError as exc:
+                if is_refusal(exc):
+                    self._spool.reject(entry, f"database refused invocation: {exc}")
+                    return
+                self.state.mark_down("write", exc)
+            self._spool.append(entry)
+        except Exception:
+            # disk full or worse: the log line is the last copy of the record
+            log.exception(
+                "AUDIT RECORD LOST (database and spool both failed): %s",
+                entry.to_line().decode("utf-8", "replace"),
+            )
+
+    # -- feedback --------------------------------------------------------------------
+
+    def known_card_uuids(self, uuids: Iterable[str]) -> set[str]:
+        """Which of these card uuids were issued, from the spool first, then the database."""
+        wanted = set(uuids)
+        found = self._spool.card_uuids(wanted)
+        missing = wanted - found
+        if not missing:
+            return found
+        if not self.state.up:
+            raise AuditUnavailable(
+                f"audit database is down and the spool does not know card(s) {sorted(missing)}"
+            )
+        try:
+            found.update(self.store.known_card_uuids(missing))
+        except SQLAlchemyError as exc:
+            if not is_refusal(exc):
+                self.state.mark_down("read", exc)
+            raise AuditUnavailable(
+                f"audit database cannot say which cards were issued: {exc}"
+            ) from exc
+        return found
+
+    def record_feedback(self, records: Sequence[FeedbackRecord]) -> int:
+        """Persist feedback; an identical repeat is stored once. Returns rows new.
+
+        During an outage the feedback is spooled and the count is of records accepted
+        into the spool (identical repeats are dropped at replay).
+        Raises ``FeedbackRefused`` if the database refuses the content (unknown card),
+        ``AuditUnavailable`` if neither the database nor the spool can take it.
+        """
+        distinct: dict[str, FeedbackRecord] = {}
+        for record in records:
+            distinct.setdefault(codec.feedback_fingerprint(record), record)
+        if not distinct:
+            return 0
+        if self.state.up and not self._spool.depth():
+            try:
+                return self.store.write_feedback(list(distinct.values()))
+            except SQLAlchemyError as exc:
+                self.state.mark_down("feedback", exc)
+        try:
+            for record in distinct.values():
+                self._spool.append(SpoolEntry(record))
+        except SpoolError as exc:
+            raise AuditUnavailable(f"audit database down and spool failed: {exc}") from exc
+        return len(distinct)
+
+    # -- replay protection (the app will wire ``replay`` directly) ---------------------
+
+    def remember_jti(self, iss: str, jti: str, expires_at: datetime) -> bool:
+        return self.replay.remember_jti(iss, jti, expires_at)
+
+    # -- health and the drainer --------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """{"database": "up"|"down", "spool_depth": int, "database_errors": int}.
+
+        The state is as of the last attempt; ``database_errors`` counts failed database
+        operations (writes, reads, probes) since this process started.
+        """
+        return {
+            "database": "up" if self.state.up else "down",
+            "spool_depth": self._spool.depth(),
+            "database_errors": self.state.errors,
+        }
+
+    def start(self) -> None:
+        """Start the background drainer (call once, after any fork)."""
+        if self._drainer is not None:
+            return
+        self._drainer = threading.Thread(
+            target=self._drain_forever, name="audit-spool-drainer", daemon=True
+        )
+        self._drainer.start()
+
+    def _drain_forever(self) -> None:
+        while True:
+            try:
+                self.drain_once()
+            except Exception:
+                log.exception("audit spool drainer failed; retrying")
+            if self._stop.wait(self._drain_interval):
+                return
+
+    def drain_once(self, max_rounds: int = 20) -> int:
+        """Probe the database; if it answers, replay the spool. Returns records replayed."""
+        with self._drain_lock:
+            replayed = 0
+            try:
+                self.store.ping()
+                for _ in range(max_rounds):
+                    done = self._spool.drain(self._store_batch)
+                    replayed += done
+                    if not done:
+                        break
+                self.state.mark_up()
+            except SQLAlchemyError as exc:
+                self.state.mark_down("drain", exc)
+                return replayed
+            self._maybe_prune()
+            return replayed
+
+    def _store_batch(self, entries: Sequence[SpoolEntry]) -> None:
+        try:
+            self.store.write([entry.record for entry in entries])
+            return
+        except SQLAlchemyError as exc:
+            if not is_refusal(exc):
+                raise
+        for entry in entries:  # find the refused one(s); the rest go in
+            try:
+                self.store.write([entry.record])
+            except SQLAlchemyError as exc:
+                if not is_refusal(exc):
+                    raise
+                self._spool.reject(entry, f"database refused {entry.kind}: {exc}")
+
+    def _maybe_prune(self) -> None:
+        now = self._clock().timestamp()
+        if now - self._last_prune < self._jti_prune_interval:
+            return
+        self._last_prune = now
+        try:
+            self.replay.prune_expired()
+        except SQLAlchemyError as exc:
+            log.warning("could not prune expired jtis: %s", exc)
+
+    def close(self) -> None:
+        """Stop the drainer, try a last replay if the database answers, release files."""
+        self._stop.set()
+        if self._drainer is not None:
+            self._drainer.join(timeout=30)
+        if self.state.up and self._spool.depth():
+            self.drain_once()
+        self._spool.close()
+        self.store.engine.dispose()

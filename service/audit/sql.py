@@ -1,0 +1,167 @@
+"""``SqlAuditStore``: the audit records in PostgreSQL (or SQLite for ``make run``).
+
+A plain store: each method writes or reads in one short transaction and either
+succeeds or raises (``SQLAlchemyError``, or ``FeedbackRefused``). Knowing what to do
+when the database is down is the spooling wrapper's job (``spooling.py``).
+Hot path on SQLAlchemy Core statements built once; no ORM session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Table, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError, StatementError
+
+from service.audit import codec
+from service.audit.models import card_feedback, invocation, issued_card
+from service.audit.records import FeedbackRecord, FeedbackRefused, InvocationRecord
+
+SUPPORTED_DIALECTS = ("postgresql", "sqlite")
+
+
+def is_refusal(exc: BaseException) -> bool:
+    """True when the database refused *this record* (retrying would fail again).
+
+    Anything else (connection lost, server gone, pool exhausted, schema missing) means
+    the database is unavailable and the record should wait in the spool.
+    """
+    if isinstance(exc, IntegrityError | DataError):
+        return True
+    return isinstance(exc, StatementError) and not isinstance(exc, DBAPIError)
+
+
+def without_nul(value: Any) -> Any:
+    """PostgreSQL text and JSONB cannot hold U+0000; clients can send it. Keep a visible mark."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [without_nul(v) for v in value]
+    return value
+
+
+def invocation_row(record: InvocationRecord) -> dict[str, Any]:
+    row: dict[str, Any] = without_nul(codec.invocation_columns(record))
+    return row
+
+
+def card_rows(record: InvocationRecord) -> list[dict[str, Any]]:
+    return [
+        {
+            "card_uuid": card.uuid,
+            "invocation_id": record.id,
+            "invocation_occurred_at": record.occurred_at,
+            "position": position,
+            "rule_id": card.rule_id,
+            "indicator": card.indicator,
+            "topic": card.topic,
+        }
+        for position, card in enumerate(record.cards)
+    ]
+
+
+def feedback_row(record: FeedbackRecord) -> dict[str, Any]:
+    row = {
+        "id": record.id,
+        "fingerprint": codec.feedback_fingerprint(record),
+        "card_uuid": record.card_uuid,
+        "received_at": record.received_at,
+        "service_id": record.service_id,
+        "outcome": record.outcome,
+        "outcome_timestamp": record.outcome_timestamp,
+        "accepted_suggestions": list(record.accepted_suggestions),
+        "override_reason": record.override_reason,
+        "client_iss": record.client_iss,
+        "extra": {},  # a column of revision 0001 nothing fills any more
+    }
+    result: dict[str, Any] = without_nul(row)
+    return result
+
+
+def upsert(dialect: str, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that can say ON CONFLICT, in the engine's dialect."""
+    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+
+
+def insert_invocation_statement(dialect: str) -> postgresql.Insert | sqlite.Insert:
+    """Insert an invocation once: a replay (same id, same ``occurred_at``) does nothing.
+
+    On PostgreSQL the conflict target is the partitioned table's primary key
+    ``(id, occurred_at)``; on SQLite (a plain table) the unique ``id``.
+    """
+    stmt = upsert(dialect, invocation)
+    if dialect == "postgresql":
+        return stmt.on_conflict_do_nothing(
+            index_elements=[invocation.c.id, invocation.c.occurred_at]
+        )
+    return stmt.on_conflict_do_nothing(index_elements=[invocation.c.id])
+
+
+def check_dialect(engine: Engine) -> str:
+    name = engine.dialect.name
+    if name not in SUPPORTED_DIALECTS:
+        raise ValueError(f"audit trail: unsupported database dialect {name!r}")
+    return name
+
+
+AuditRecord = InvocationRecord | FeedbackRecord
+
+
+class SqlAuditStore:
+    """Writes invocations (with their cards) and feedback; reads which cards were issued."""
+
+    def __init__(self, engine: Engine) -> None:
+        dialect = check_dialect(engine)
+        self.engine = engine
+        self._insert_invocation = insert_invocation_statement(dialect)
+        self._insert_cards = upsert(dialect, issued_card).on_conflict_do_nothing()
+        self._insert_feedback = upsert(dialect, card_feedback).on_conflict_do_nothing()
+
+    def ping(self) -> None:
+        """Raises unless the database answers."""
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def write(self, records: Sequence[AuditRecord]) -> None:
+        """Store ``records`` in order, in one transaction; a record stored before is skipped."""
+        with self.engine.begin() as conn:
+            for record in records:
+                self._write(conn, record)
+
+    def _write(self, conn: Connection, record: AuditRecord) -> None:
+        if isinstance(record, InvocationRecord):
+            conn.execute(self._insert_invocation, invocation_row(record))
+            cards = card_rows(record)
+            if cards:
+                conn.execute(self._insert_cards, cards)
+        else:
+            conn.execute(self._insert_feedback, feedback_row(record))
+
+    def write_feedback(self, records: Sequence[FeedbackRecord]) -> int:
+        """Store feedback; returns rows new (an identical repeat is stored once).
+
+        Raises ``FeedbackRefused`` when the database refuses the content (a card it never
+        issued), other ``SQLAlchemyError`` when it cannot answer.
+        """
+        rows = [feedback_row(record) for record in records]
+        try:
+            with self.engine.begin() as conn:
+                result = conn.execute(self._insert_feedback.returning(card_feedback.c.id), rows)
+                return len(result.all())
+        except SQLAlchemyError as exc:
+            if is_refusal(exc):
+                raise FeedbackRefused(f"feedback refused by the audit database: {exc}") from exc
+            raise
+
+    def known_card_uuids(self, uuids: Iterable[str]) -> set[str]:
+        """Which of ``uuids`` were issued (by invocations already in the database)."""
+        wanted = set(uuids)
+        if not wanted:
+            return set()
+        query = select(issued_card.c.card_uuid).where(issued_card.c.card_uuid.in_(wanted))
+        with self.engine.connect() as conn:
+            return set(conn.scalars(query))

@@ -1,0 +1,70 @@
+"""Whether the audit database is taking writes, shared by the audit trail and the replay store.
+
+The state is as of the last attempt: a failed operation marks it down, the spool
+drainer's successful replay marks it up again. Each failure is reported to
+``AuditHooks.on_database_error`` (the app counts them in Prometheus) as it happens,
+so nothing has to poll for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+
+def _ignore(_name: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class AuditHooks:
+    """Callbacks the app wires to its metrics; each is given a short, fixed name.
+
+    ``on_database_error(operation)``: a database operation failed (operation: "write",
+    "read", "feedback", "replay", "drain", "prune").
+    """
+
+    on_database_error: Callable[[str], None] = _ignore
+
+
+class DatabaseState:
+    """Up/down of the audit database for one process. Thread-safe."""
+
+    def __init__(self, hooks: AuditHooks | None = None) -> None:
+        self.hooks = hooks or AuditHooks()
+        self._up = True
+        self._errors = 0
+        self._lock = threading.Lock()
+
+    @property
+    def up(self) -> bool:
+        return self._up
+
+    @property
+    def errors(self) -> int:
+        """Database operations that failed since this process started."""
+        return self._errors
+
+    def failed(self, operation: str) -> None:
+        """Count a failed operation without changing the state (the record was at fault)."""
+        with self._lock:
+            self._errors += 1
+        self.hooks.on_database_error(operation)
+
+    def mark_down(self, operation: str, exc: BaseException) -> None:
+        with self._lock:
+            was_up, self._up = self._up, False
+            self._errors += 1
+        self.hooks.on_database_error(operation)
+        if was_up:
+            log.warning("audit database unavailable, spooling records locally: %s", exc)
+
+    def mark_up(self) -> None:
+        with self._lock:
+            was_up, self._up = self._up, True
+        if not was_up:
+            log.warning("audit database reachable again")

@@ -1,0 +1,28 @@
+"""Audit trails for tests, assembled like ``factory.create_audit_trail`` but on any engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from service.audit.replay import JtiReplayStore
+from service.audit.spool import Spool
+from service.audit.spooling import SpoolingAuditTrail
+from service.audit.sql import SqlAuditStore
+from service.audit.state import AuditHooks, DatabaseState
+
+
+def trail_on(
+    engine: Engine, spool: Spool | Path, *, hooks: AuditHooks | None = None, **options: Any
+) -> SpoolingAuditTrail:
+    """A trail (not started) writing through ``engine``, spooling to ``spool``."""
+    state = DatabaseState(hooks)
+    return SpoolingAuditTrail(
+        SqlAuditStore(engine),
+        spool if isinstance(spool, Spool) else Spool(spool),
+        JtiReplayStore(engine, state),
+        state,
+        **options,
+    )
