@@ -1,21 +1,25 @@
 """A local, append-only, fsync'd spool for audit records the database could not take.
 
-One JSON object per line: ``{"kind": "invocation"|"feedback", "id": <record uuid>,
-"record": {...}}``. Every writer (one ``Spool`` per process) appends to its own file
-``spool-<token>.jsonl``, holding an exclusive ``flock`` on it for its lifetime. A file
-whose lock is free belongs to a process that is gone: the next ``Spool`` on the same
-directory adopts it and replays it first (oldest file first), so a restart loses nothing.
+One framed record per line (``framing.py``: length, CRC-32, then the JSON object
+``{"kind": "invocation"|"feedback", "id": <record uuid>, "record": {...}}``), so a
+write torn by a crash loses only that record. Every writer (one ``Spool`` per
+process) appends to its own file ``spool-<token>.jsonl``, holding an exclusive
+``flock`` on it for its lifetime. A file whose lock is free belongs to a process that
+is gone: the next ``Spool`` on the same directory adopts it and replays it first
+(oldest file first), so a restart loses nothing.
 
 Replay is at-least-once here and exactly-once in the database: the sink inserts keyed
 by the record id (``ON CONFLICT DO NOTHING``), so a crash between the database commit
 and the spool truncation only repeats inserts that are then ignored.
 
-Lines that cannot be stored at all (torn by a crash mid-write, or refused by the
+Records that cannot be stored at all (torn by a crash mid-write, or refused by the
 database for their content) go to ``rejected.jsonl`` beside the spool, never dropped.
+Files of the previous release (plain JSON lines, no frames) are still read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -28,6 +32,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from service.audit import codec
+from service.audit.framing import frame, read_frames
 from service.audit.records import FeedbackRecord, InvocationRecord
 
 log = logging.getLogger(__name__)
@@ -53,18 +58,22 @@ class SpoolEntry:
             return tuple(card.uuid for card in self.record.cards)
         return ()
 
-    def to_line(self) -> bytes:
+    def payload(self) -> bytes:
         body = (
             codec.invocation_to_dict(self.record)
             if isinstance(self.record, InvocationRecord)
             else codec.feedback_to_dict(self.record)
         )
         line = codec.dumps({"kind": self.kind, "id": str(self.record.id), "record": body})
-        return line.encode("utf-8") + b"\n"
+        return line.encode("utf-8")
+
+    def to_line(self) -> bytes:
+        """The record as one framed line of the spool file."""
+        return frame(self.payload())
 
     @classmethod
-    def from_line(cls, line: bytes) -> SpoolEntry:
-        data: dict[str, Any] = json.loads(line)
+    def from_payload(cls, payload: bytes) -> SpoolEntry:
+        data: dict[str, Any] = json.loads(payload)
         kind = data.get("kind")
         if kind == "invocation":
             return cls(codec.invocation_from_dict(data["record"]))
@@ -174,13 +183,15 @@ class Spool:
             _write_all(self._fd, line)
             os.fsync(self._fd)
         except OSError as exc:
+            with contextlib.suppress(OSError):  # leave no fragment for the next append
+                os.ftruncate(self._fd, self._size)
             raise SpoolError(f"cannot append to audit spool {self.path}: {exc}") from exc
         self._entries.append(entry)
         self._size += len(line)
 
     def reject(self, entry: SpoolEntry | bytes, reason: str) -> None:
         """Keep a record the database refused (or a torn line) for a human to look at."""
-        raw = entry if isinstance(entry, bytes) else entry.to_line()
+        raw = entry if isinstance(entry, bytes) else entry.payload()
         line = codec.dumps({"reason": reason, "line": raw.decode("utf-8", "replace").rstrip()})
         path = self.directory / REJECTED_FILE
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -253,19 +264,28 @@ class Spool:
         return _Orphan(path=path, fd=fd, entries=entries)
 
     def _parse(self, raw: bytes, path: Path) -> list[SpoolEntry]:
+        if raw.startswith(b"{"):
+            payloads = self._legacy_lines(raw, path)
+        else:
+            frames = read_frames(raw)
+            for torn in frames.torn:
+                self.reject(torn, f"torn record in {path.name} (writer stopped mid-write)")
+            payloads = frames.payloads
         entries: list[SpoolEntry] = []
+        for payload in payloads:
+            try:
+                entries.append(SpoolEntry.from_payload(payload))
+            except (ValueError, KeyError, TypeError) as exc:
+                self.reject(payload, f"unreadable record in {path.name}: {exc}")
+        return entries
+
+    def _legacy_lines(self, raw: bytes, path: Path) -> list[bytes]:
+        """A file of the previous release: one JSON object per line, no frames."""
         lines = raw.split(b"\n")
         tail = lines.pop()  # b"" when the file ends with a newline
         if tail:
             self.reject(tail, f"torn last line in {path.name} (writer stopped mid-write)")
-        for line in lines:
-            if not line.strip():
-                continue
-            try:
-                entries.append(SpoolEntry.from_line(line))
-            except (ValueError, KeyError, TypeError) as exc:
-                self.reject(line, f"unreadable line in {path.name}: {exc}")
-        return entries
+        return [line for line in lines if line.strip()]
 
     # -- draining --------------------------------------------------------------------
 

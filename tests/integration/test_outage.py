@@ -207,4 +207,4 @@ def test_crash_after_commit_before_truncation_does_not_duplicate(
     assert stored_ids_in_order(fresh_database, ids) == ids
     assert count_rows(fresh_database, "invocation") == 5
     assert count_rows(fresh_database, "issued_card") == 5
-    assert "torn last line" in (spool_dir / "rejected.jsonl").read_text()
+    assert "torn record" in (spool_dir / "rejected.jsonl").read_text()

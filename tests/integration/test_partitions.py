@@ -154,7 +154,7 @@ def test_a_replayed_record_is_stored_once(
     spool = Spool(tmp_path / "replay")
     replayer = trail_on(create_engine(str(engine.url)), spool)
     try:
-        restored = SpoolEntry.from_line(SpoolEntry(record).to_line())
+        restored = SpoolEntry.from_payload(SpoolEntry(record).payload())
         spool.append(restored)
         spool.append(restored)
         assert replayer.drain_once() == 2
