@@ -26,11 +26,32 @@ def json_default(value: object) -> Any:
     raise TypeError(f"audit: cannot encode {type(value).__name__} as JSON")
 
 
-def dumps(value: object) -> str:
-    """Compact, key-sorted JSON (stable, so it can be hashed)."""
+def dumps(value: object, *, ascii_only: bool = False) -> str:
+    """Compact, key-sorted JSON (stable, so it can be hashed).
+
+    ``ascii_only`` escapes every non-ASCII character: the text then encodes even when a
+    client sent a lone surrogate (``"\\ud800"``), which UTF-8 cannot hold.
+    """
     return json.dumps(
-        value, default=json_default, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        value,
+        default=json_default,
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=ascii_only,
     )
+
+
+#: Longest identifier kept as it is in a unique index; longer ones are keyed by their hash
+#: (a btree entry must stay under ~2,700 bytes, and clients choose these strings).
+MAX_KEY_CHARS = 128
+
+
+def bounded_key(value: str) -> str:
+    """``value`` itself when short, else ``sha256:<hex>`` of it: the same for the same value."""
+    if len(value) <= MAX_KEY_CHARS:
+        return value
+    digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"sha256:{digest}"
 
 
 def fired_rules_json(rules: tuple[FiredRule, ...]) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ in ``AUDIT_SPOOL_DIR``. The returned trail owns them all (``close()`` releases t
 from __future__ import annotations
 
 from service.audit.db import make_engine
+from service.audit.deadletter import DeadLetters
 from service.audit.replay import JtiReplayStore
 from service.audit.spool import Spool
 from service.audit.spooling import SpoolingAuditTrail
@@ -22,9 +23,10 @@ def create_audit_trail(
     """The trail (``trail.replay`` is the replay store); its drainer started unless told not."""
     engine = make_engine(settings.database_url, connect_timeout=settings.db_connect_timeout)
     state = DatabaseState(hooks)
+    dead_letters = DeadLetters(settings.spool_dir, state.hooks.on_dead_letter)
     trail = SpoolingAuditTrail(
         SqlAuditStore(engine),
-        Spool(settings.spool_dir),
+        Spool(settings.spool_dir, dead_letters),
         JtiReplayStore(engine, state),
         state,
         drain_interval=settings.spool_drain_interval,

@@ -47,6 +47,7 @@ from sqlalchemy import (
     TypeDecorator,
     Uuid,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -61,6 +62,11 @@ NAMING_CONVENTION = {
 }
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+#: Longest ``patient_ref`` (characters) in its index (revision 0003); longer ones are
+#: stored in full but found by reading the period's rows.
+MAX_INDEXED_PATIENT_REF = 256
+BOUNDED_PATIENT_REF = text(f"length(patient_ref) <= {MAX_INDEXED_PATIENT_REF}")
 
 #: JSONB on PostgreSQL, JSON text elsewhere.
 JsonDocument = JSON().with_variant(JSONB(), "postgresql")
@@ -131,7 +137,16 @@ class InvocationRow(Base):
     error_code: Mapped[str | None] = mapped_column(Text)
     error_detail: Mapped[str | None] = mapped_column(Text)
 
-    __table_args__ = (Index(None, "patient_ref", "occurred_at"),)
+    __table_args__ = (
+        # partial: a client-chosen id too long for a btree entry is stored, not indexed
+        Index(
+            None,
+            "patient_ref",
+            "occurred_at",
+            postgresql_where=BOUNDED_PATIENT_REF,
+            sqlite_where=BOUNDED_PATIENT_REF,
+        ),
+    )
 
 
 class IssuedCardRow(Base):

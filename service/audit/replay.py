@@ -16,8 +16,10 @@ from sqlalchemy import Engine, bindparam, delete
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.dml import ReturningInsert
 
+from service.audit.codec import bounded_key
+from service.audit.errors import Failure, classify, describe
 from service.audit.models import UtcDateTime, used_jti
-from service.audit.sql import check_dialect, is_refusal, upsert
+from service.audit.sql import check_dialect, upsert
 from service.audit.state import DatabaseState
 
 Clock = Callable[[], datetime]
@@ -56,6 +58,7 @@ class JtiReplayStore:
         Raises ``ValueError`` when the database refuses the value itself.
         """
         now = self._clock()
+        jti = bounded_key(jti)  # the primary key stays small whatever the client sent
         key = (iss, jti)
         with self._lock:
             seen_until = self._local.get(key)
@@ -67,8 +70,8 @@ class JtiReplayStore:
                 with self._engine.begin() as conn:
                     return conn.execute(self._remember, params).first() is not None
             except SQLAlchemyError as exc:
-                if is_refusal(exc):
-                    raise ValueError(f"cannot remember jti {jti!r} of {iss!r}: {exc}") from exc
+                if classify(exc) is Failure.PERMANENT:
+                    raise ValueError(f"the replay store refused a jti: {describe(exc)}") from exc
                 self._state.mark_down("replay", exc)
         with self._lock:
             seen_until = self._local.get(key)

@@ -8,10 +8,16 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Select, or_, select
+from sqlalchemy import Engine, Select, select
 
 from service.audit.db import read_only
-from service.audit.models import card_feedback, invocation, issued_card
+from service.audit.models import (
+    BOUNDED_PATIENT_REF,
+    MAX_INDEXED_PATIENT_REF,
+    card_feedback,
+    invocation,
+    issued_card,
+)
 from service.engine import INDICATORS
 
 
@@ -83,12 +89,10 @@ class AuditEntry:
 def _invocations(query: AuditQuery) -> Select[Any]:
     stmt = select(invocation)
     if query.patient is not None:
-        stmt = stmt.where(
-            or_(
-                invocation.c.patient_ref == query.patient,
-                invocation.c.patient_ref == f"Patient/{query.patient}",
-            )
-        )
+        refs = (query.patient, f"Patient/{query.patient}")
+        stmt = stmt.where(invocation.c.patient_ref.in_(refs))
+        if all(len(ref) <= MAX_INDEXED_PATIENT_REF for ref in refs):
+            stmt = stmt.where(BOUNDED_PATIENT_REF)  # lets the planner use the partial index
     if query.since is not None:
         stmt = stmt.where(invocation.c.occurred_at >= query.since)
     if query.until is not None:

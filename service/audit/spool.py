@@ -13,7 +13,8 @@ by the record id (``ON CONFLICT DO NOTHING``), so a crash between the database c
 and the spool truncation only repeats inserts that are then ignored.
 
 Records that cannot be stored at all (torn by a crash mid-write, or refused by the
-database for their content) go to ``rejected.jsonl`` beside the spool, never dropped.
+database for their content) go to the dead-letter store (``deadletter.py``) beside
+the spool, never dropped.
 Files of the previous release (plain JSON lines, no frames) are still read.
 """
 
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from service.audit import codec
+from service.audit.deadletter import DeadLetters
 from service.audit.framing import frame, read_frames
 from service.audit.records import FeedbackRecord, InvocationRecord
 
@@ -39,7 +41,6 @@ log = logging.getLogger(__name__)
 
 SpoolKind = Literal["invocation", "feedback"]
 SPOOL_GLOB = "spool-*.jsonl"
-REJECTED_FILE = "rejected.jsonl"
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,10 @@ class SpoolEntry:
             if isinstance(self.record, InvocationRecord)
             else codec.feedback_to_dict(self.record)
         )
-        line = codec.dumps({"kind": self.kind, "id": str(self.record.id), "record": body})
-        return line.encode("utf-8")
+        line = codec.dumps(
+            {"kind": self.kind, "id": str(self.record.id), "record": body}, ascii_only=True
+        )
+        return line.encode("ascii")
 
     def to_line(self) -> bytes:
         """The record as one framed line of the spool file."""
@@ -140,8 +143,9 @@ class _Orphan:
 class Spool:
     """This process's spool file plus any adopted orphans. Thread-safe."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, dead_letters: DeadLetters | None = None) -> None:
         self.directory = directory
+        self.dead_letters = dead_letters or DeadLetters(directory)
         try:
             directory.mkdir(parents=True, exist_ok=True)
             self._name = f"spool-{uuid.uuid4().hex}.jsonl"
@@ -189,18 +193,14 @@ class Spool:
         self._entries.append(entry)
         self._size += len(line)
 
-    def reject(self, entry: SpoolEntry | bytes, reason: str) -> None:
-        """Keep a record the database refused (or a torn line) for a human to look at."""
-        raw = entry if isinstance(entry, bytes) else entry.payload()
-        line = codec.dumps({"reason": reason, "line": raw.decode("utf-8", "replace").rstrip()})
-        path = self.directory / REJECTED_FILE
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            _write_all(fd, line.encode("utf-8") + b"\n")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        log.error("audit record rejected (kept in %s): %s", path, reason)
+    def reject(self, entry: SpoolEntry | bytes, reason: str, kind: str = "torn") -> None:
+        """Keep a record the database refused for good (or spool bytes that are no record)."""
+        if isinstance(entry, SpoolEntry):
+            self.dead_letters.add(
+                entry.kind, str(entry.record.id), reason, record=json.loads(entry.payload())
+            )
+        else:
+            self.dead_letters.add(kind, None, reason, raw=entry)
 
     # -- reading ---------------------------------------------------------------------
 
@@ -276,7 +276,11 @@ class Spool:
             try:
                 entries.append(SpoolEntry.from_payload(payload))
             except (ValueError, KeyError, TypeError) as exc:
-                self.reject(payload, f"unreadable record in {path.name}: {exc}")
+                self.reject(
+                    payload,
+                    f"unreadable record in {path.name} ({type(exc).__name__})",
+                    "unreadable",
+                )
         return entries
 
     def _legacy_lines(self, raw: bytes, path: Path) -> list[bytes]:

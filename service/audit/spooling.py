@@ -17,10 +17,11 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from service.audit import codec
+from service.audit.errors import Failure, classify, describe
 from service.audit.records import AuditUnavailable, FeedbackRecord, InvocationRecord
 from service.audit.replay import JtiReplayStore
 from service.audit.spool import Spool, SpoolEntry, SpoolError
-from service.audit.sql import SqlAuditStore, is_refusal
+from service.audit.sql import SqlAuditStore
 from service.audit.state import DatabaseState
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,11 @@ class SpoolingAuditTrail:
     # -- invocations -----------------------------------------------------------------
 
     def record_invocation(self, record: InvocationRecord) -> None:
-        """Persist; never raises. Spools to local disk when the database is down."""
+        """Persist; never raises. Spools to local disk when the database is down.
+
+        A record the database refuses for good goes to the dead-letter store; the
+        database stays "up" and the next record is written as usual.
+        """
         entry = SpoolEntry(record)
         try:
             if not self.state.up:
@@ -76,18 +81,30 @@ class SpoolingAuditTrail:
             try:
                 self.store.write([record])
                 return
-            except SQLAlchemyError as exc:
-                if is_refusal(exc):
-                    self._spool.reject(entry, f"database refused invocation: {exc}")
+            except Exception as exc:
+                if classify(exc) is Failure.PERMANENT:
+                    self._dead_letter(entry, exc)
                     return
                 self.state.mark_down("write", exc)
             self._spool.append(entry)
-        except Exception:
-            # disk full or worse: the log line is the last copy of the record
-            log.exception(
-                "AUDIT RECORD LOST (database and spool both failed): %s",
-                entry.to_line().decode("utf-8", "replace"),
+        except Exception as exc:
+            self._keep_somehow(entry, exc)
+
+    def _dead_letter(self, entry: SpoolEntry, exc: BaseException) -> None:
+        self._spool.reject(entry, f"database refused {entry.kind}: {describe(exc)}")
+
+    def _keep_somehow(self, entry: SpoolEntry, exc: BaseException) -> None:
+        """The spool failed (disk full or worse): the dead-letter file, else count it lost."""
+        try:
+            self._spool.reject(entry, f"spool failed: {describe(exc)}")
+        except Exception as last:
+            log.error(  # the id only: a record never goes to a log
+                "AUDIT RECORD LOST: %s %s (database, spool and dead-letter store failed: %s)",
+                entry.kind,
+                entry.record.id,
+                describe(last),
             )
+            self.state.hooks.on_record_lost(entry.kind)
 
     # -- feedback --------------------------------------------------------------------
 
@@ -105,10 +122,10 @@ class SpoolingAuditTrail:
         try:
             found.update(self.store.known_card_uuids(missing))
         except SQLAlchemyError as exc:
-            if not is_refusal(exc):
+            if classify(exc) is Failure.TRANSIENT:
                 self.state.mark_down("read", exc)
             raise AuditUnavailable(
-                f"audit database cannot say which cards were issued: {exc}"
+                f"audit database cannot say which cards were issued: {describe(exc)}"
             ) from exc
         return found
 
@@ -193,19 +210,23 @@ class SpoolingAuditTrail:
             return replayed
 
     def _store_batch(self, entries: Sequence[SpoolEntry]) -> None:
+        """Store a batch; a record refused for good is dead-lettered, the rest go in.
+
+        Raises (the batch stays spooled) only when the database is unavailable.
+        """
         try:
             self.store.write([entry.record for entry in entries])
             return
-        except SQLAlchemyError as exc:
-            if not is_refusal(exc):
+        except Exception as exc:
+            if classify(exc) is Failure.TRANSIENT:
                 raise
-        for entry in entries:  # find the refused one(s); the rest go in
+        for entry in entries:  # find the refused one(s)
             try:
                 self.store.write([entry.record])
-            except SQLAlchemyError as exc:
-                if not is_refusal(exc):
+            except Exception as exc:
+                if classify(exc) is Failure.TRANSIENT:
                     raise
-                self._spool.reject(entry, f"database refused {entry.kind}: {exc}")
+                self._dead_letter(entry, exc)
 
     def _maybe_prune(self) -> None:
         now = self._clock().timestamp()

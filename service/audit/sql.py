@@ -1,8 +1,9 @@
 """``SqlAuditStore``: the audit records in PostgreSQL (or SQLite for ``make run``).
 
 A plain store: each method writes or reads in one short transaction and either
-succeeds or raises (``SQLAlchemyError``, or ``FeedbackRefused``). Knowing what to do
-when the database is down is the spooling wrapper's job (``spooling.py``).
+succeeds or raises (``SQLAlchemyError``, or ``FeedbackRefused``). What a failure means
+is ``errors.classify``'s call; what to do about it is the spooling wrapper's
+(``spooling.py``).
 Hot path on SQLAlchemy Core statements built once; no ORM session.
 """
 
@@ -13,39 +14,48 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, select, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError, StatementError
 
 from service.audit import codec
+from service.audit.errors import Failure, classify, describe
 from service.audit.models import card_feedback, invocation, issued_card
 from service.audit.records import FeedbackRecord, FeedbackRefused, InvocationRecord
 
 SUPPORTED_DIALECTS = ("postgresql", "sqlite")
 
 
-def is_refusal(exc: BaseException) -> bool:
-    """True when the database refused *this record* (retrying would fail again).
-
-    Anything else (connection lost, server gone, pool exhausted, schema missing) means
-    the database is unavailable and the record should wait in the spool.
-    """
-    if isinstance(exc, IntegrityError | DataError):
+def encodable(text: str) -> bool:
+    """False when ``text`` holds a lone surrogate (``"\\ud800"`` in JSON): no UTF-8 for it."""
+    if text.isascii():
         return True
-    return isinstance(exc, StatementError) and not isinstance(exc, DBAPIError)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
-def without_nul(value: Any) -> Any:
-    """PostgreSQL text and JSONB cannot hold U+0000; clients can send it. Keep a visible mark."""
+def _storable_text(text: str) -> str:
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    if not encodable(text):
+        text = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
+    return text
+
+
+def storable(value: Any) -> Any:
+    """What PostgreSQL can hold: U+0000 and lone surrogates (clients can send both) become
+    U+FFFD, a visible mark, instead of failing the whole record."""
     if isinstance(value, str):
-        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+        return _storable_text(value)
     if isinstance(value, dict):
-        return {without_nul(k): without_nul(v) for k, v in value.items()}
+        return {storable(k): storable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [without_nul(v) for v in value]
+        return [storable(v) for v in value]
     return value
 
 
 def invocation_row(record: InvocationRecord) -> dict[str, Any]:
-    row: dict[str, Any] = without_nul(codec.invocation_columns(record))
+    row: dict[str, Any] = storable(codec.invocation_columns(record))
     return row
 
 
@@ -78,7 +88,7 @@ def feedback_row(record: FeedbackRecord) -> dict[str, Any]:
         "client_iss": record.client_iss,
         "extra": {},  # a column of revision 0001 nothing fills any more
     }
-    result: dict[str, Any] = without_nul(row)
+    result: dict[str, Any] = storable(row)
     return result
 
 
@@ -147,19 +157,21 @@ class SqlAuditStore:
         Raises ``FeedbackRefused`` when the database refuses the content (a card it never
         issued), other ``SQLAlchemyError`` when it cannot answer.
         """
-        rows = [feedback_row(record) for record in records]
         try:
+            rows = [feedback_row(record) for record in records]
             with self.engine.begin() as conn:
                 result = conn.execute(self._insert_feedback.returning(card_feedback.c.id), rows)
                 return len(result.all())
-        except SQLAlchemyError as exc:
-            if is_refusal(exc):
-                raise FeedbackRefused(f"feedback refused by the audit database: {exc}") from exc
+        except Exception as exc:
+            if classify(exc) is Failure.PERMANENT:
+                raise FeedbackRefused(
+                    f"feedback refused by the audit database ({describe(exc)})"
+                ) from exc
             raise
 
     def known_card_uuids(self, uuids: Iterable[str]) -> set[str]:
         """Which of ``uuids`` were issued (by invocations already in the database)."""
-        wanted = set(uuids)
+        wanted = {uuid for uuid in uuids if encodable(uuid)}  # no card id has a surrogate
         if not wanted:
             return set()
         query = select(issued_card.c.card_uuid).where(issued_card.c.card_uuid.in_(wanted))

@@ -24,11 +24,17 @@ def _ignore(_name: str) -> None:
 class AuditHooks:
     """Callbacks the app wires to its metrics; each is given a short, fixed name.
 
-    ``on_database_error(operation)``: a database operation failed (operation: "write",
-    "read", "feedback", "replay", "drain", "prune").
+    ``on_database_error(operation)``: a database operation failed because the database
+    was unavailable (operation: "write", "read", "feedback", "replay", "drain").
+    ``on_dead_letter(kind)``: a record the database refused for good was moved to the
+    dead-letter store (kind: "invocation", "feedback", "torn", "unreadable", ...).
+    ``on_record_lost(kind)``: neither the database, the spool nor the dead-letter store
+    could keep a record (the log line names its id).
     """
 
     on_database_error: Callable[[str], None] = _ignore
+    on_dead_letter: Callable[[str], None] = _ignore
+    on_record_lost: Callable[[str], None] = _ignore
 
 
 class DatabaseState:
@@ -48,12 +54,6 @@ class DatabaseState:
     def errors(self) -> int:
         """Database operations that failed since this process started."""
         return self._errors
-
-    def failed(self, operation: str) -> None:
-        """Count a failed operation without changing the state (the record was at fault)."""
-        with self._lock:
-            self._errors += 1
-        self.hooks.on_database_error(operation)
 
     def mark_down(self, operation: str, exc: BaseException) -> None:
         with self._lock:

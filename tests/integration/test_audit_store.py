@@ -223,7 +223,7 @@ def test_naive_times_are_refused_not_stored_wrong(
     """A record the database refuses for its content is kept aside, never raised, never lost."""
     record = records.invocation(occurred_at=datetime(2025, 1, 1, 12, 0))  # no zone
     audit_trail.record_invocation(record)
-    rejected = (tmp_path / "spool" / "rejected.jsonl").read_text()
+    rejected = (tmp_path / "spool" / "dead-letters.jsonl").read_text()
     assert str(record.id) in rejected
-    assert "timezone-aware" in rejected
+    assert "database refused invocation: StatementError (ValueError)" in rejected
     assert audit_trail.health() == {"database": "up", "spool_depth": 0, "database_errors": 0}

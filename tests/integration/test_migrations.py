@@ -64,7 +64,7 @@ def test_postgres_upgrade_downgrade_upgrade(make_database: DatabaseFactory) -> N
     assert tables(url) == set()
 
     migrate.upgrade(url)
-    assert migrate.current(url) == migrate.head() == "0002_invocation_partitions"
+    assert migrate.current(url) == migrate.head() == "0003_bounded_patient_index"
     assert tables(url) == AUDIT_TABLES
     assert schema_drift(url) == []
 

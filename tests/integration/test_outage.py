@@ -112,7 +112,7 @@ def test_n_calls_leave_n_rows_through_an_outage(
         assert health["spool_depth"] == 30
         assert health["database_errors"] >= 1
         # each failure reached the metrics hook as it happened, named by its operation
-        assert failed_operations[0] == "write"
+        assert "write" in failed_operations  # the drainer's probe may have failed first
         assert len(failed_operations) >= health["database_errors"]  # the drainer keeps trying
         assert max(outage_seconds) < 2.0, outage_seconds
 
@@ -148,7 +148,7 @@ def test_n_calls_leave_n_rows_through_an_outage(
     assert count_rows(fresh_database, "invocation") == 75
     assert count_rows(fresh_database, "issued_card") == 75
     assert count_rows(fresh_database, "card_feedback") == 1
-    assert not (tmp_path / "spool" / "rejected.jsonl").exists()
+    assert not (tmp_path / "spool" / "dead-letters.jsonl").exists()
 
 
 def test_spool_survives_a_restart(fresh_database: str, tmp_path: Path) -> None:
@@ -207,4 +207,4 @@ def test_crash_after_commit_before_truncation_does_not_duplicate(
     assert stored_ids_in_order(fresh_database, ids) == ids
     assert count_rows(fresh_database, "invocation") == 5
     assert count_rows(fresh_database, "issued_card") == 5
-    assert "torn record" in (spool_dir / "rejected.jsonl").read_text()
+    assert "torn record" in (spool_dir / "dead-letters.jsonl").read_text()

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from service.audit.deadletter import DeadLetters
 from service.audit.replay import JtiReplayStore
 from service.audit.spool import Spool
 from service.audit.spooling import SpoolingAuditTrail
@@ -19,9 +20,11 @@ def trail_on(
 ) -> SpoolingAuditTrail:
     """A trail (not started) writing through ``engine``, spooling to ``spool``."""
     state = DatabaseState(hooks)
+    if not isinstance(spool, Spool):
+        spool = Spool(spool, DeadLetters(spool, state.hooks.on_dead_letter))
     return SpoolingAuditTrail(
         SqlAuditStore(engine),
-        spool if isinstance(spool, Spool) else Spool(spool),
+        spool,
         JtiReplayStore(engine, state),
         state,
         **options,
