@@ -186,8 +186,8 @@ class SpoolingAuditTrail:
         while True:
             try:
                 self.drain_once()
-            except Exception:
-                log.exception("audit spool drainer failed; retrying")
+            except Exception as exc:  # no traceback: its text could quote a record
+                log.error("audit spool drainer failed, retrying: %s", describe(exc))
             if self._stop.wait(self._drain_interval):
                 return
 
@@ -236,7 +236,7 @@ class SpoolingAuditTrail:
         try:
             self.replay.prune_expired()
         except SQLAlchemyError as exc:
-            log.warning("could not prune expired jtis: %s", exc)
+            log.warning("could not prune expired jtis: %s", describe(exc))
 
     def close(self) -> None:
         """Stop the drainer, try a last replay if the database answers, release files."""

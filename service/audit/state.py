@@ -13,6 +13,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from service.audit.errors import describe
+
 log = logging.getLogger(__name__)
 
 
@@ -61,7 +63,11 @@ class DatabaseState:
             self._errors += 1
         self.hooks.on_database_error(operation)
         if was_up:
-            log.warning("audit database unavailable, spooling records locally: %s", exc)
+            log.warning(
+                "audit database unavailable (%s), spooling records locally: %s",
+                operation,
+                describe(exc),
+            )
 
     def mark_up(self) -> None:
         with self._lock:
