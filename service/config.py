@@ -94,6 +94,10 @@ class Settings:
     spool_dir: Path = Path("var/spool")
     #: Seconds between attempts to drain the spool into the database.
     spool_drain_interval: float = 2.0
+    #: Longest an audit or replay statement may run / wait for a lock, milliseconds;
+    #: past it the record is spooled and the call answered (the database counts as down).
+    audit_statement_timeout_ms: int = 1000
+    audit_lock_timeout_ms: int = 200
     rules_dir: Path = PROJECT_ROOT / "rules"
     questionnaires_dir: Path = PROJECT_ROOT / "questionnaires"
     terminology_dir: Path = PROJECT_ROOT / "terminology"
@@ -123,6 +127,10 @@ class Settings:
             spool_drain_interval=_float(
                 env, "AUDIT_SPOOL_DRAIN_SECONDS", base.spool_drain_interval
             ),
+            audit_statement_timeout_ms=_int(
+                env, "AUDIT_STATEMENT_TIMEOUT_MS", base.audit_statement_timeout_ms
+            ),
+            audit_lock_timeout_ms=_int(env, "AUDIT_LOCK_TIMEOUT_MS", base.audit_lock_timeout_ms),
             rules_dir=_path(env, "RULES_DIR", base.rules_dir),
             questionnaires_dir=_path(env, "QUESTIONNAIRES_DIR", base.questionnaires_dir),
             terminology_dir=_path(env, "TERMINOLOGY_DIR", base.terminology_dir),

@@ -21,7 +21,12 @@ def create_audit_trail(
     settings: Settings, *, hooks: AuditHooks | None = None, start: bool = True
 ) -> SpoolingAuditTrail:
     """The trail (``trail.replay`` is the replay store); its drainer started unless told not."""
-    engine = make_engine(settings.database_url, connect_timeout=settings.db_connect_timeout)
+    engine = make_engine(
+        settings.database_url,
+        connect_timeout=settings.db_connect_timeout,
+        statement_timeout_ms=settings.audit_statement_timeout_ms,
+        lock_timeout_ms=settings.audit_lock_timeout_ms,
+    )
     state = DatabaseState(hooks)
     dead_letters = DeadLetters(settings.spool_dir, state.hooks.on_dead_letter)
     trail = SpoolingAuditTrail(
