@@ -3,14 +3,14 @@
 Four tables, all append-only from the service's point of view:
 
 * ``invocation``   one row per hook call (errors too); ``seq`` is the arrival order.
-* ``issued_card``  the cards an invocation returned, keyed by the card uuid.
+* ``issued_card``  the cards each invocation returned, keyed by invocation and position.
 * ``card_feedback`` what the clinician did with a card (accepted / overridden).
 * ``used_jti``     client JWT ids already seen, for replay protection across pods.
 
 PostgreSQL gets native ``uuid``, ``timestamptz`` and ``jsonb``; SQLite (``make run``)
 gets ``CHAR(32)``, ISO text and JSON text through the same types.
 
-Scale (ARCHITECTURE.md "Scale beyond one machine"): on PostgreSQL ``invocation`` is
+Scale (deploy/README.md "Scaling"): on PostgreSQL ``invocation`` is
 ``PARTITION BY RANGE (occurred_at)``, one partition per month (``invocation_yYYYYmMM``)
 plus a ``DEFAULT`` partition, so an insert never fails for lack of a month (revision
 0002; maintenance in ``partitions.py``). PostgreSQL requires every unique key of a
@@ -35,7 +35,6 @@ from sqlalchemy import (
     Dialect,
     FetchedValue,
     Float,
-    ForeignKey,
     ForeignKeyConstraint,
     Index,
     Integer,
@@ -150,16 +149,21 @@ class InvocationRow(Base):
 
 
 class IssuedCardRow(Base):
-    """A card an invocation returned; feedback refers to it by ``card_uuid``."""
+    """A card an invocation returned; feedback refers to it by ``card_uuid``.
+
+    Keyed by the invocation and the card's place in its response (revision 0004): a
+    card uuid derives from hookInstance + rule id, so a repeated hookInstance issues
+    the same uuid again, and each call keeps its own rows.
+    """
 
     __tablename__ = "issued_card"
 
-    card_uuid: Mapped[str] = mapped_column(Text, primary_key=True)
-    invocation_id: Mapped[uuid.UUID] = mapped_column(Uuid(), index=True)
+    invocation_id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True)
+    #: the card's place in the response, from 0
+    position: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    card_uuid: Mapped[str] = mapped_column(Text, index=True)
     #: the invocation's ``occurred_at`` (its partition key), for the composite foreign key
     invocation_occurred_at: Mapped[datetime] = mapped_column(UtcDateTime())
-    #: the card's place in the response, from 0
-    position: Mapped[int] = mapped_column(SmallInteger)
     rule_id: Mapped[str] = mapped_column(Text)
     indicator: Mapped[str] = mapped_column(String(16))
     topic: Mapped[str] = mapped_column(Text)
@@ -182,9 +186,8 @@ class FeedbackRow(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True)
     #: sha256 of what the client said; an identical repeat is stored once
     fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
-    card_uuid: Mapped[str] = mapped_column(
-        ForeignKey("issued_card.card_uuid", ondelete="RESTRICT"), index=True
-    )
+    #: an issued card's uuid (checked by the store: it may have been issued more than once)
+    card_uuid: Mapped[str] = mapped_column(Text, index=True)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime())
     service_id: Mapped[str] = mapped_column(Text)
     outcome: Mapped[str] = mapped_column(String(16))

@@ -121,6 +121,10 @@ def check_dialect(engine: Engine) -> str:
 AuditRecord = InvocationRecord | FeedbackRecord
 
 
+class UnknownCard(ValueError):
+    """Feedback names a card no stored invocation issued (permanent: a dead letter)."""
+
+
 class SqlAuditStore:
     """Writes invocations (with their cards) and feedback; reads which cards were issued."""
 
@@ -149,19 +153,34 @@ class SqlAuditStore:
             if cards:
                 conn.execute(self._insert_cards, cards)
         else:
+            self._require_issued(conn, [record])
             conn.execute(self._insert_feedback, feedback_row(record))
+
+    def _require_issued(self, conn: Connection, records: Sequence[FeedbackRecord]) -> None:
+        """Feedback links to issued cards by uuid (no foreign key: a uuid may repeat)."""
+        named = {record.card_uuid for record in records}
+        issued = set(
+            conn.scalars(
+                select(issued_card.c.card_uuid).where(issued_card.c.card_uuid.in_(named)).distinct()
+            )
+        )
+        if named - issued:
+            raise UnknownCard(f"feedback names {len(named - issued)} card(s) never issued")
 
     def write_feedback(self, records: Sequence[FeedbackRecord]) -> int:
         """Store feedback; returns rows new (an identical repeat is stored once).
 
-        Raises ``FeedbackRefused`` when the database refuses the content (a card it never
-        issued), other ``SQLAlchemyError`` when it cannot answer.
+        Raises ``FeedbackRefused`` when the audit refuses the content (a card it never
+        issued), other ``SQLAlchemyError`` when the database cannot answer.
         """
         try:
             rows = [feedback_row(record) for record in records]
             with self.engine.begin() as conn:
+                self._require_issued(conn, records)
                 result = conn.execute(self._insert_feedback.returning(card_feedback.c.id), rows)
                 return len(result.all())
+        except UnknownCard as exc:
+            raise FeedbackRefused(f"feedback refused: {exc}") from exc
         except Exception as exc:
             if classify(exc) is Failure.PERMANENT:
                 raise FeedbackRefused(

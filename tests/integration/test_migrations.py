@@ -64,7 +64,7 @@ def test_postgres_upgrade_downgrade_upgrade(make_database: DatabaseFactory) -> N
     assert tables(url) == set()
 
     migrate.upgrade(url)
-    assert migrate.current(url) == migrate.head() == "0003_bounded_patient_index"
+    assert migrate.current(url) == migrate.head() == "0004_issued_card_per_invocation"
     assert tables(url) == AUDIT_TABLES
     assert schema_drift(url) == []
 

@@ -112,7 +112,7 @@ def test_n_calls_leave_n_rows_through_an_outage(
         assert health["spool_depth"] == 30
         assert health["database_errors"] >= 1
         # each failure reached the metrics hook as it happened, named by its operation
-        assert "write" in failed_operations  # the drainer's probe may have failed first
+        assert set(failed_operations) & {"write", "drain"}  # whichever noticed first
         assert len(failed_operations) >= health["database_errors"]  # the drainer keeps trying
         assert max(outage_seconds) < 2.0, outage_seconds
 

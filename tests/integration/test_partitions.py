@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import uuid
 from collections.abc import Iterator
@@ -400,6 +401,27 @@ def test_archiving_a_past_month_detaches_it_with_its_cards_and_feedback(
     assert partition_of(engine, late.id) == [DEFAULT_PARTITION]
     with pytest.raises(PartitionError, match=f"invocation_{suffix} exists but is not a partition"):
         maintain(engine)
+
+
+def test_feedback_on_a_card_issued_again_later_stays_live_when_its_first_month_goes(
+    engine: Engine, trail: SpoolingAuditTrail
+) -> None:
+    """Card uuids repeat with a hookInstance; the feedback belongs to the live trail too."""
+    old = THIS_MONTH.plus(-2)
+    first = records.invocation(cards=1, occurred_at=in_month(old))
+    again = dataclasses.replace(
+        records.invocation(), cards=first.cards, fired_rules=first.fired_rules
+    )
+    trail.record_invocation(first)
+    trail.record_invocation(again)
+    maintain(engine)
+    trail.record_feedback([records.feedback(first.cards[0].uuid)])
+
+    archived = archive_month(engine, old)
+    assert (archived.issued_cards, archived.feedback) == (1, 0)
+    card = first.cards[0].uuid
+    assert count(engine, "SELECT count(*) FROM card_feedback WHERE card_uuid = :c", c=card) == 1
+    assert trail.known_card_uuids([card]) == {card}
 
 
 def attached_months_of(engine: Engine) -> set[Month]:
