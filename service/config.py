@@ -98,6 +98,9 @@ class Settings:
     #: past it the record is spooled and the call answered (the database counts as down).
     audit_statement_timeout_ms: int = 1000
     audit_lock_timeout_ms: int = 200
+    #: Refuse authenticated calls (503) while PostgreSQL, the replay store shared by all
+    #: pods, is unreachable, instead of relying on this pod's own replay ledger.
+    replay_fail_closed: bool = False
     rules_dir: Path = PROJECT_ROOT / "rules"
     questionnaires_dir: Path = PROJECT_ROOT / "questionnaires"
     terminology_dir: Path = PROJECT_ROOT / "terminology"
@@ -131,6 +134,7 @@ class Settings:
                 env, "AUDIT_STATEMENT_TIMEOUT_MS", base.audit_statement_timeout_ms
             ),
             audit_lock_timeout_ms=_int(env, "AUDIT_LOCK_TIMEOUT_MS", base.audit_lock_timeout_ms),
+            replay_fail_closed=_bool(env, "CDS_REPLAY_FAIL_CLOSED", base.replay_fail_closed),
             rules_dir=_path(env, "RULES_DIR", base.rules_dir),
             questionnaires_dir=_path(env, "QUESTIONNAIRES_DIR", base.questionnaires_dir),
             terminology_dir=_path(env, "TERMINOLOGY_DIR", base.terminology_dir),

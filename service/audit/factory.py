@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from service.audit.db import make_engine
 from service.audit.deadletter import DeadLetters
+from service.audit.ledger import ReplayLedger
 from service.audit.replay import JtiReplayStore
 from service.audit.spool import Spool
 from service.audit.spooling import SpoolingAuditTrail
@@ -32,7 +33,9 @@ def create_audit_trail(
     trail = SpoolingAuditTrail(
         SqlAuditStore(engine),
         Spool(settings.spool_dir, dead_letters),
-        JtiReplayStore(engine, state),
+        JtiReplayStore(
+            engine, state, ReplayLedger(settings.spool_dir), fail_closed=settings.replay_fail_closed
+        ),
         state,
         drain_interval=settings.spool_drain_interval,
     )

@@ -72,6 +72,10 @@ class AuditUnavailable(RuntimeError):
     """The database cannot answer a question that needs it (not a write)."""
 
 
+class ReplayUnavailable(AuditUnavailable):
+    """The replay store cannot say whether a jti is new (the auth layer answers 503)."""
+
+
 class FeedbackRefused(ValueError):
     """The audit refuses feedback for its content (e.g. a card it never issued)."""
 

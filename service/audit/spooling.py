@@ -162,14 +162,16 @@ class SpoolingAuditTrail:
     # -- health and the drainer --------------------------------------------------------
 
     def health(self) -> dict[str, Any]:
-        """{"database": "up"|"down", "spool_depth": int, "database_errors": int}.
+        """{"database": "up"|"down", "spool_depth", "replay_pending", "database_errors"}.
 
-        The state is as of the last attempt; ``database_errors`` counts failed database
-        operations (writes, reads, probes) since this process started.
+        The state is as of the last attempt; ``replay_pending`` counts jtis this pod
+        accepted while PostgreSQL was down and has not yet written there;
+        ``database_errors`` counts failed database operations since this process started.
         """
         return {
             "database": "up" if self.state.up else "down",
             "spool_depth": self._spool.depth(),
+            "replay_pending": self.replay.pending_count(),
             "database_errors": self.state.errors,
         }
 
@@ -192,11 +194,13 @@ class SpoolingAuditTrail:
                 return
 
     def drain_once(self, max_rounds: int = 20) -> int:
-        """Probe the database; if it answers, replay the spool. Returns records replayed."""
+        """Probe the database; if it answers, write the jtis accepted meanwhile, then replay
+        the spool; only then is the database "up" again. Returns records replayed."""
         with self._drain_lock:
             replayed = 0
             try:
                 self.store.ping()
+                self.replay.sync_pending()
                 for _ in range(max_rounds):
                     done = self._spool.drain(self._store_batch)
                     replayed += done
@@ -246,4 +250,5 @@ class SpoolingAuditTrail:
         if self.state.up and self._spool.depth():
             self.drain_once()
         self._spool.close()
+        self.replay.close()
         self.store.engine.dispose()

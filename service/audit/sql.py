@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, select, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 
 from service.audit import codec
 from service.audit.errors import Failure, classify, describe
@@ -136,9 +137,19 @@ class SqlAuditStore:
         self._insert_feedback = upsert(dialect, card_feedback).on_conflict_do_nothing()
 
     def ping(self) -> None:
-        """Raises unless the database answers."""
-        with self.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
+        """Raises unless the database answers.
+
+        A pooled connection that died with the last outage fails first; SQLAlchemy then
+        discards the pool, and the second try opens a fresh connection.
+        """
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
 
     def write(self, records: Sequence[AuditRecord]) -> None:
         """Store ``records`` in order, in one transaction; a record stored before is skipped."""

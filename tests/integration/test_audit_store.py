@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, func, select
 
 from service.audit.db import make_engine
+from service.audit.ledger import ReplayLedger
 from service.audit.models import card_feedback, invocation, issued_card, used_jti
 from service.audit.records import FeedbackRefused
 from service.audit.replay import JtiReplayStore
@@ -65,7 +66,12 @@ def test_invocation_round_trip(audit_trail: SpoolingAuditTrail, reader: Engine) 
         (record.cards[0].uuid, "critical", 0),
         (record.cards[1].uuid, "warning", 1),
     ]
-    assert audit_trail.health() == {"database": "up", "spool_depth": 0, "database_errors": 0}
+    assert audit_trail.health() == {
+        "database": "up",
+        "spool_depth": 0,
+        "replay_pending": 0,
+        "database_errors": 0,
+    }
 
 
 def test_error_invocation_is_recorded(audit_trail: SpoolingAuditTrail, reader: Engine) -> None:
@@ -117,7 +123,12 @@ def test_many_threads_at_once_every_row_is_there(
         worker.join()
 
     assert failures == []
-    assert audit_trail.health() == {"database": "up", "spool_depth": 0, "database_errors": 0}
+    assert audit_trail.health() == {
+        "database": "up",
+        "spool_depth": 0,
+        "replay_pending": 0,
+        "database_errors": 0,
+    }
     with reader.connect() as conn:
         stored = set(conn.scalars(select(invocation.c.id).where(invocation.c.id.in_(written))))
         cards = conn.scalar(
@@ -194,10 +205,14 @@ def test_many_threads_race_one_jti_exactly_one_wins(audit_trail: SpoolingAuditTr
     assert sorted(results) == [False] * 7 + [True]
 
 
-def test_expired_jti_may_be_reused_and_is_pruned(database_url: str, reader: Engine) -> None:
+def test_expired_jti_may_be_reused_and_is_pruned(
+    database_url: str, reader: Engine, tmp_path: Path
+) -> None:
     now = [datetime(2030, 1, 1, 12, 0, tzinfo=UTC)]
     engine = make_engine(database_url)
-    trail = JtiReplayStore(engine, DatabaseState(), clock=lambda: now[0])
+    trail = JtiReplayStore(
+        engine, DatabaseState(), ReplayLedger(tmp_path / "spool"), clock=lambda: now[0]
+    )
     try:
         iss, jti = "https://ehr.example.org", str(uuid.uuid4())
         assert trail.remember_jti(iss, jti, now[0] + timedelta(minutes=5)) is True
@@ -214,6 +229,7 @@ def test_expired_jti_may_be_reused_and_is_pruned(database_url: str, reader: Engi
             left = set(conn.scalars(select(used_jti.c.jti).where(used_jti.c.jti.in_([jti, other]))))
         assert left == {jti}
     finally:
+        trail.close()
         engine.dispose()
 
 
@@ -226,4 +242,9 @@ def test_naive_times_are_refused_not_stored_wrong(
     rejected = (tmp_path / "spool" / "dead-letters.jsonl").read_text()
     assert str(record.id) in rejected
     assert "database refused invocation: StatementError (ValueError)" in rejected
-    assert audit_trail.health() == {"database": "up", "spool_depth": 0, "database_errors": 0}
+    assert audit_trail.health() == {
+        "database": "up",
+        "spool_depth": 0,
+        "replay_pending": 0,
+        "database_errors": 0,
+    }

@@ -16,15 +16,21 @@ from typing import Any
 import pytest
 import requests
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from tests.e2e.server import ServerProcess, start_server
+from tests.integration.proxy import TcpProxy
 from tests.integration.test_timeouts import table_locked
 from tests.pg import DatabaseFactory
+from tests.signing import ClientKey, claims, jwks
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 PATIENT_VIEW = "/cds-services/backpain-redflags-patient-view"
+DISCOVERY = "/cds-services"
+PUBLIC_URL = "https://cds.example.org"
+EHR = "https://ehr.example.org"
 #: generous bound on every wait: the behaviour under test takes well under a second
 BOUND_SECONDS = 30.0
 
@@ -82,3 +88,65 @@ def test_a_locked_invocation_table_neither_stalls_calls_nor_hides_from_readyz(
         )
     finally:
         server.stop()
+
+
+def test_a_token_is_accepted_once_per_pod_through_an_outage_and_then_once_anywhere(
+    make_database: DatabaseFactory, tmp_path: Path
+) -> None:
+    """Finding 2: replays were accepted once per worker during an outage, and a token
+    accepted during it was accepted again by another pod afterwards."""
+    url = make_database()
+    real = make_url(url)
+    key = ClientKey.es384("ehr-1")
+    issuers = tmp_path / "issuers.json"
+    issuers.write_text(json.dumps({"issuers": [{"iss": EHR, "jwks": jwks(key)}]}))
+    auth = {
+        "CDS_AUTH": "on",
+        "CDS_PUBLIC_URL": PUBLIC_URL,
+        "CDS_TRUSTED_ISSUERS": str(issuers),
+        "DB_CONNECT_TIMEOUT_SECONDS": "1",
+        "AUDIT_SPOOL_DRAIN_SECONDS": "0.2",
+    }
+
+    def token() -> str:
+        return key.sign(claims(EHR, PUBLIC_URL + DISCOVERY, jti=str(uuid.uuid4())))
+
+    def status(server: ServerProcess, bearer: str) -> int:
+        headers = {"Authorization": f"Bearer {bearer}"}
+        return requests.get(server.url(DISCOVERY), headers=headers, timeout=10).status_code
+
+    for pod_dir in ("a", "b", "c"):
+        (tmp_path / pod_dir).mkdir()
+    with TcpProxy(real.host or "127.0.0.1", real.port or 5432) as proxy:
+        via_proxy = real.set(host="127.0.0.1", port=proxy.port).render_as_string(
+            hide_password=False
+        )
+        pod = start_server(tmp_path / "a", {**auth, "DATABASE_URL": via_proxy}, workers=2)
+        strict = start_server(
+            tmp_path / "c",
+            {**auth, "DATABASE_URL": via_proxy, "CDS_REPLAY_FAIL_CLOSED": "on"},
+        )
+        other_pod = start_server(tmp_path / "b", {**auth, "DATABASE_URL": url})
+        try:
+            before, during = token(), token()
+            assert status(pod, before) == 200
+
+            proxy.cut()
+            assert [status(pod, before) for _ in range(6)] == [401] * 6
+            assert [status(pod, during) for _ in range(6)] == [200] + [401] * 5
+            assert status(strict, token()) == 503  # fail-closed: cannot ask PostgreSQL
+
+            proxy.restore()
+
+            def caught_up() -> bool:
+                health = requests.get(pod.url("/readyz"), timeout=5).json()
+                return bool(health["database"] == "up" and health["replay_pending"] == 0)
+
+            wait_until(caught_up, "the pod wrote the jtis it accepted to PostgreSQL")
+            assert status(other_pod, during) == 401
+            assert status(other_pod, before) == 401
+            assert status(other_pod, token()) == 200
+        finally:
+            for server in (pod, strict, other_pod):
+                server.stop()
+        assert "Traceback" not in pod.log() + strict.log()

@@ -103,7 +103,12 @@ def test_n_calls_leave_n_rows_through_an_outage(
     try:
         for _ in range(20):
             call()
-        assert trail.health() == {"database": "up", "spool_depth": 0, "database_errors": 0}
+        assert trail.health() == {
+            "database": "up",
+            "spool_depth": 0,
+            "replay_pending": 0,
+            "database_errors": 0,
+        }
 
         proxy.cut()
         during = [call(outage_seconds) for _ in range(30)]
@@ -174,7 +179,12 @@ def test_spool_survives_a_restart(fresh_database: str, tmp_path: Path) -> None:
         late = records.invocation(cards=0)
         second.record_invocation(late)
         assert second.drain_once() == 6
-        assert second.health() == {"database": "up", "spool_depth": 0, "database_errors": 0}
+        assert second.health() == {
+            "database": "up",
+            "spool_depth": 0,
+            "replay_pending": 0,
+            "database_errors": 0,
+        }
     finally:
         second.close()
     ids = [r.id for r in [*written, late]]

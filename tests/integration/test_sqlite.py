@@ -49,7 +49,12 @@ def test_sqlite_store_and_show(sqlite_trail: SpoolingAuditTrail, sqlite_url: str
         sqlite_trail.record_feedback([records.feedback(str(uuid.uuid4()))])
     assert sqlite_trail.remember_jti("iss", "j-1", records.in_minutes(5)) is True
     assert sqlite_trail.remember_jti("iss", "j-1", records.in_minutes(5)) is False
-    assert sqlite_trail.health() == {"database": "up", "spool_depth": 0, "database_errors": 0}
+    assert sqlite_trail.health() == {
+        "database": "up",
+        "spool_depth": 0,
+        "replay_pending": 0,
+        "database_errors": 0,
+    }
 
     result = CliRunner().invoke(
         audit_group, ["show", "--format", "json"], env={"DATABASE_URL": sqlite_url}

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from service.audit.deadletter import DeadLetters
+from service.audit.ledger import ReplayLedger
 from service.audit.replay import JtiReplayStore
 from service.audit.spool import Spool
 from service.audit.spooling import SpoolingAuditTrail
@@ -25,7 +26,7 @@ def trail_on(
     return SpoolingAuditTrail(
         SqlAuditStore(engine),
         spool,
-        JtiReplayStore(engine, state),
+        JtiReplayStore(engine, state, ReplayLedger(spool.directory)),
         state,
         **options,
     )
