@@ -98,6 +98,8 @@ class Settings:
     #: past it the record is spooled and the call answered (the database counts as down).
     audit_statement_timeout_ms: int = 1000
     audit_lock_timeout_ms: int = 200
+    #: Calls refused before authentication are counted per client per window this long.
+    audit_refusal_window_seconds: int = 60
     #: Refuse authenticated calls (503) while PostgreSQL, the replay store shared by all
     #: pods, is unreachable, instead of relying on this pod's own replay ledger.
     replay_fail_closed: bool = False
@@ -134,6 +136,9 @@ class Settings:
                 env, "AUDIT_STATEMENT_TIMEOUT_MS", base.audit_statement_timeout_ms
             ),
             audit_lock_timeout_ms=_int(env, "AUDIT_LOCK_TIMEOUT_MS", base.audit_lock_timeout_ms),
+            audit_refusal_window_seconds=_int(
+                env, "AUDIT_REFUSAL_WINDOW_SECONDS", base.audit_refusal_window_seconds
+            ),
             replay_fail_closed=_bool(env, "CDS_REPLAY_FAIL_CLOSED", base.replay_fail_closed),
             rules_dir=_path(env, "RULES_DIR", base.rules_dir),
             questionnaires_dir=_path(env, "QUESTIONNAIRES_DIR", base.questionnaires_dir),

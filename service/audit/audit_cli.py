@@ -13,7 +13,7 @@ import click
 from service.audit.codec import json_default
 from service.audit.db import make_engine
 from service.audit.deadletter import DeadLetter, read_dead_letters
-from service.audit.report import AuditEntry, AuditQuery, find_invocations
+from service.audit.report import AuditEntry, AuditQuery, find_invocations, find_refusals
 from service.config import Settings
 from service.engine import INDICATORS
 
@@ -64,8 +64,10 @@ def audit_show(
     )
     settings = Settings.from_env()
     engine = make_engine(settings.database_url, connect_timeout=settings.db_connect_timeout)
+    everyone = patient is None and service is None and indicator is None
     try:
         entries = find_invocations(engine, query)
+        refusals = find_refusals(engine, since, until) if everyone and output == "table" else []
     finally:
         engine.dispose()
     if output == "json":
@@ -76,11 +78,45 @@ def audit_show(
         click.echo("no matching invocations")
     for entry in entries:
         click.echo(_table_lines(entry))
+    if refusals:
+        calls = sum(r.count for r in refusals)
+        clients = len({r.client_key for r in refusals})
+        click.echo(
+            f"refused before authentication: {calls} call(s) from {clients} client(s) "
+            "(backpain-cds audit refusals)"
+        )
     letters = read_dead_letters(settings.spool_dir)
     if letters:
         click.echo(
             f"{len(letters)} audit record(s) never reached the database: dead-lettered in "
             f"{settings.spool_dir} (backpain-cds audit dead-letters)"
+        )
+
+
+@audit_group.command("refusals")
+@click.option("--since", callback=_instant, help="From this time (inclusive), e.g. 2025-01-31.")
+@click.option("--until", callback=_instant, help="Up to this time (exclusive).")
+@click.option(
+    "--format", "output", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+def audit_refusals(since: datetime | None, until: datetime | None, output: str) -> None:
+    """Calls refused before authentication (401s), counted per client, most first."""
+    settings = Settings.from_env()
+    engine = make_engine(settings.database_url, connect_timeout=settings.db_connect_timeout)
+    try:
+        refusals = find_refusals(engine, since, until)
+    finally:
+        engine.dispose()
+    if output == "json":
+        payload = [refusal.to_json() for refusal in refusals]
+        click.echo(json.dumps(payload, default=json_default, indent=2, ensure_ascii=False))
+        return
+    if not refusals:
+        click.echo("no refused calls")
+    for r in refusals:
+        click.echo(
+            f"{r.count:>8}  status={r.http_status}  client={r.client_key}  "
+            f"{_when(r.first_at)} .. {_when(r.last_at)}"
         )
 
 

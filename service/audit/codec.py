@@ -10,7 +10,14 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from service.audit.records import FeedbackRecord, FiredRule, InvocationRecord, IssuedCard
+from service.audit.records import (
+    AuditRecord,
+    FeedbackRecord,
+    FiredRule,
+    InvocationRecord,
+    IssuedCard,
+    RefusalCount,
+)
 
 
 def json_default(value: object) -> Any:
@@ -164,3 +171,54 @@ def feedback_fingerprint(record: FeedbackRecord) -> str:
     del said["id"], said["received_at"]
     said["extra"] = {}
     return hashlib.sha256(dumps(said).encode("utf-8")).hexdigest()
+
+
+def refusal_to_dict(record: RefusalCount) -> dict[str, Any]:
+    return {
+        "id": str(record.id),
+        "client_key": record.client_key,
+        "http_status": record.http_status,
+        "window_start": record.window_start.isoformat(),
+        "window_seconds": record.window_seconds,
+        "count": record.count,
+        "first_at": record.first_at.isoformat(),
+        "last_at": record.last_at.isoformat(),
+    }
+
+
+def refusal_from_dict(data: dict[str, Any]) -> RefusalCount:
+    return RefusalCount(
+        id=uuid.UUID(data["id"]),
+        client_key=data["client_key"],
+        http_status=int(data["http_status"]),
+        window_start=datetime.fromisoformat(data["window_start"]),
+        window_seconds=int(data["window_seconds"]),
+        count=int(data["count"]),
+        first_at=datetime.fromisoformat(data["first_at"]),
+        last_at=datetime.fromisoformat(data["last_at"]),
+    )
+
+
+def record_kind(record: AuditRecord) -> str:
+    """The spool's and the dead-letter store's name for the record's kind."""
+    if isinstance(record, InvocationRecord):
+        return "invocation"
+    return "feedback" if isinstance(record, FeedbackRecord) else "refusals"
+
+
+def record_to_dict(record: AuditRecord) -> dict[str, Any]:
+    if isinstance(record, InvocationRecord):
+        return invocation_to_dict(record)
+    if isinstance(record, FeedbackRecord):
+        return feedback_to_dict(record)
+    return refusal_to_dict(record)
+
+
+def record_from_dict(kind: object, data: dict[str, Any]) -> AuditRecord:
+    if kind == "invocation":
+        return invocation_from_dict(data)
+    if kind == "feedback":
+        return feedback_from_dict(data)
+    if kind == "refusals":
+        return refusal_from_dict(data)
+    raise ValueError(f"audit record of unknown kind {kind!r}")

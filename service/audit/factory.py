@@ -10,6 +10,7 @@ from __future__ import annotations
 from service.audit.db import make_engine
 from service.audit.deadletter import DeadLetters
 from service.audit.ledger import ReplayLedger
+from service.audit.refusals import RefusalCounter
 from service.audit.replay import JtiReplayStore
 from service.audit.spool import Spool
 from service.audit.spooling import SpoolingAuditTrail
@@ -37,6 +38,7 @@ def create_audit_trail(
             engine, state, ReplayLedger(settings.spool_dir), fail_closed=settings.replay_fail_closed
         ),
         state,
+        refusals=RefusalCounter(settings.audit_refusal_window_seconds),
         drain_interval=settings.spool_drain_interval,
     )
     if start:

@@ -1,11 +1,12 @@
 """The audit schema: SQLAlchemy 2 typed tables. Changed only through Alembic (``migrations/``).
 
-Four tables, all append-only from the service's point of view:
+Five tables, all append-only from the service's point of view:
 
 * ``invocation``   one row per hook call (errors too); ``seq`` is the arrival order.
 * ``issued_card``  the cards each invocation returned, keyed by invocation and position.
 * ``card_feedback`` what the clinician did with a card (accepted / overridden).
 * ``used_jti``     client JWT ids already seen, for replay protection across pods.
+* ``refused_call`` calls refused before authentication, counted per client per window.
 
 PostgreSQL gets native ``uuid``, ``timestamptz`` and ``jsonb``; SQLite (``make run``)
 gets ``CHAR(32)``, ISO text and JSON text through the same types.
@@ -210,6 +211,27 @@ class UsedJti(Base):
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
 
 
+class RefusedCallRow(Base):
+    """Calls refused before authentication (401s): a count per client per time window.
+
+    One row per (client, status, window) per process that saw them (revision 0005);
+    ``id`` makes the spool's replay exactly-once. Sum ``count`` to read it.
+    """
+
+    __tablename__ = "refused_call"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    window_seconds: Mapped[int] = mapped_column(Integer)
+    #: how the HTTP layer tells clients apart (e.g. an address); at most 128 characters
+    client_key: Mapped[str] = mapped_column(Text)
+    http_status: Mapped[int] = mapped_column(SmallInteger)
+    count: Mapped[int] = mapped_column(Integer)
+    first_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime(), server_default=func.now())
+
+
 def _table(row: type[Base]) -> Table:
     table = row.__table__
     if not isinstance(table, Table):
@@ -221,3 +243,4 @@ invocation = _table(InvocationRow)
 issued_card = _table(IssuedCardRow)
 card_feedback = _table(FeedbackRow)
 used_jti = _table(UsedJti)
+refused_call = _table(RefusedCallRow)

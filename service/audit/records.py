@@ -68,6 +68,28 @@ class FeedbackRecord:
     client_iss: str | None = None
 
 
+@dataclass(frozen=True)
+class RefusalCount:
+    """Calls refused before authentication, counted per client per time window.
+
+    One record per (client, status, window) per process: strangers cost a counter,
+    not a row each. ``client_key`` is whatever the HTTP layer identifies a client by
+    (e.g. its address); the audit bounds its length.
+    """
+
+    id: uuid.UUID
+    client_key: str
+    http_status: int
+    window_start: datetime
+    window_seconds: int
+    count: int
+    first_at: datetime
+    last_at: datetime
+
+
+AuditRecord = InvocationRecord | FeedbackRecord | RefusalCount
+
+
 class AuditUnavailable(RuntimeError):
     """The database cannot answer a question that needs it (not a write)."""
 
@@ -98,6 +120,9 @@ class AuditTrail(Protocol):
 
     def record_feedback(self, records: Sequence[FeedbackRecord]) -> int:
         """Persist feedback; an identical repeat is stored once. Returns rows new."""
+
+    def record_refusal(self, client_key: str, status: int, at: datetime) -> None:
+        """Count one call refused before authentication; never raises."""
 
     def remember_jti(self, iss: str, jti: str, expires_at: datetime) -> bool:
         """Delegates to the replay store (``ReplayStore``) until the app wires that one directly."""

@@ -30,16 +30,15 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from service.audit import codec
 from service.audit.deadletter import DeadLetters
 from service.audit.framing import frame, read_frames
-from service.audit.records import FeedbackRecord, InvocationRecord
+from service.audit.records import AuditRecord, InvocationRecord
 
 log = logging.getLogger(__name__)
 
-SpoolKind = Literal["invocation", "feedback"]
 SPOOL_GLOB = "spool-*.jsonl"
 
 
@@ -47,11 +46,11 @@ SPOOL_GLOB = "spool-*.jsonl"
 class SpoolEntry:
     """One spooled record, in arrival order."""
 
-    record: InvocationRecord | FeedbackRecord
+    record: AuditRecord
 
     @property
-    def kind(self) -> SpoolKind:
-        return "invocation" if isinstance(self.record, InvocationRecord) else "feedback"
+    def kind(self) -> str:
+        return codec.record_kind(self.record)
 
     @property
     def card_uuids(self) -> tuple[str, ...]:
@@ -60,11 +59,7 @@ class SpoolEntry:
         return ()
 
     def payload(self) -> bytes:
-        body = (
-            codec.invocation_to_dict(self.record)
-            if isinstance(self.record, InvocationRecord)
-            else codec.feedback_to_dict(self.record)
-        )
+        body = codec.record_to_dict(self.record)
         line = codec.dumps(
             {"kind": self.kind, "id": str(self.record.id), "record": body}, ascii_only=True
         )
@@ -77,12 +72,7 @@ class SpoolEntry:
     @classmethod
     def from_payload(cls, payload: bytes) -> SpoolEntry:
         data: dict[str, Any] = json.loads(payload)
-        kind = data.get("kind")
-        if kind == "invocation":
-            return cls(codec.invocation_from_dict(data["record"]))
-        if kind == "feedback":
-            return cls(codec.feedback_from_dict(data["record"]))
-        raise ValueError(f"spool line of unknown kind {kind!r}")
+        return cls(codec.record_from_dict(data.get("kind"), data["record"]))
 
 
 #: Stores a batch in the database, in order. Raises when the database is unavailable

@@ -18,7 +18,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from service.audit import codec
 from service.audit.errors import Failure, classify, describe
-from service.audit.records import AuditUnavailable, FeedbackRecord, InvocationRecord
+from service.audit.records import (
+    AuditRecord,
+    AuditUnavailable,
+    FeedbackRecord,
+    InvocationRecord,
+)
+from service.audit.refusals import RefusalCounter
 from service.audit.replay import JtiReplayStore
 from service.audit.spool import Spool, SpoolEntry, SpoolError
 from service.audit.sql import SqlAuditStore
@@ -43,6 +49,7 @@ class SpoolingAuditTrail:
         replay: JtiReplayStore,
         state: DatabaseState,
         *,
+        refusals: RefusalCounter | None = None,
         drain_interval: float = 2.0,
         jti_prune_interval: float = 60.0,
         clock: Clock = utc_now,
@@ -51,6 +58,7 @@ class SpoolingAuditTrail:
         self.replay = replay
         self.state = state
         self._spool = spool
+        self._refusals = refusals or RefusalCounter()
         self._drain_interval = drain_interval
         self._jti_prune_interval = jti_prune_interval
         self._clock = clock
@@ -71,6 +79,27 @@ class SpoolingAuditTrail:
         A record the database refuses for good goes to the dead-letter store; the
         database stays "up" and the next record is written as usual.
         """
+        self._record(record)
+
+    def record_refusal(self, client_key: str, status: int, at: datetime) -> None:
+        """Count one call refused before authentication (a 401); never raises.
+
+        Counted in memory per (client, status, window); the drainer writes one row per
+        window once it has closed (``flush_refusals``).
+        """
+        try:
+            self._refusals.count(client_key, status, at)
+        except Exception as exc:
+            log.error("could not count a refused call: %s", describe(exc))
+
+    def flush_refusals(self, *, everything: bool = False) -> int:
+        """Write the counts of the windows that have closed (all, when ``everything``)."""
+        counts = self._refusals.closed(None if everything else self._clock())
+        for count in counts:
+            self._record(count)
+        return len(counts)
+
+    def _record(self, record: AuditRecord) -> None:
         entry = SpoolEntry(record)
         try:
             if not self.state.up:
@@ -187,6 +216,7 @@ class SpoolingAuditTrail:
     def _drain_forever(self) -> None:
         while True:
             try:
+                self.flush_refusals()
                 self.drain_once()
             except Exception as exc:  # no traceback: its text could quote a record
                 log.error("audit spool drainer failed, retrying: %s", describe(exc))
@@ -247,6 +277,7 @@ class SpoolingAuditTrail:
         self._stop.set()
         if self._drainer is not None:
             self._drainer.join(timeout=30)
+        self.flush_refusals(everything=True)
         if self.state.up and self._spool.depth():
             self.drain_once()
         self._spool.close()

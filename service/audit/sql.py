@@ -18,8 +18,14 @@ from sqlalchemy.exc import DBAPIError
 
 from service.audit import codec
 from service.audit.errors import Failure, classify, describe
-from service.audit.models import card_feedback, invocation, issued_card
-from service.audit.records import FeedbackRecord, FeedbackRefused, InvocationRecord
+from service.audit.models import card_feedback, invocation, issued_card, refused_call
+from service.audit.records import (
+    AuditRecord,
+    FeedbackRecord,
+    FeedbackRefused,
+    InvocationRecord,
+    RefusalCount,
+)
 
 SUPPORTED_DIALECTS = ("postgresql", "sqlite")
 
@@ -93,6 +99,21 @@ def feedback_row(record: FeedbackRecord) -> dict[str, Any]:
     return result
 
 
+def refusal_row(record: RefusalCount) -> dict[str, Any]:
+    row = {
+        "id": record.id,
+        "window_start": record.window_start,
+        "window_seconds": record.window_seconds,
+        "client_key": record.client_key,
+        "http_status": record.http_status,
+        "count": record.count,
+        "first_at": record.first_at,
+        "last_at": record.last_at,
+    }
+    result: dict[str, Any] = storable(row)
+    return result
+
+
 def upsert(dialect: str, table: Table) -> postgresql.Insert | sqlite.Insert:
     """An INSERT that can say ON CONFLICT, in the engine's dialect."""
     return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
@@ -119,9 +140,6 @@ def check_dialect(engine: Engine) -> str:
     return name
 
 
-AuditRecord = InvocationRecord | FeedbackRecord
-
-
 class UnknownCard(ValueError):
     """Feedback names a card no stored invocation issued (permanent: a dead letter)."""
 
@@ -135,6 +153,7 @@ class SqlAuditStore:
         self._insert_invocation = insert_invocation_statement(dialect)
         self._insert_cards = upsert(dialect, issued_card).on_conflict_do_nothing()
         self._insert_feedback = upsert(dialect, card_feedback).on_conflict_do_nothing()
+        self._insert_refusals = upsert(dialect, refused_call).on_conflict_do_nothing()
 
     def ping(self) -> None:
         """Raises unless the database answers.
@@ -163,6 +182,8 @@ class SqlAuditStore:
             cards = card_rows(record)
             if cards:
                 conn.execute(self._insert_cards, cards)
+        elif isinstance(record, RefusalCount):
+            conn.execute(self._insert_refusals, refusal_row(record))
         else:
             self._require_issued(conn, [record])
             conn.execute(self._insert_feedback, feedback_row(record))
