@@ -94,6 +94,8 @@ class Settings:
     spool_dir: Path = Path("var/spool")
     #: Seconds between attempts to drain the spool into the database.
     spool_drain_interval: float = 2.0
+    #: Cap on the spool directory (all workers' files); past it, records are dropped.
+    spool_max_bytes: int = 256 * 1024 * 1024
     #: Longest an audit or replay statement may run / wait for a lock, milliseconds;
     #: past it the record is spooled and the call answered (the database counts as down).
     audit_statement_timeout_ms: int = 1000
@@ -132,6 +134,7 @@ class Settings:
             spool_drain_interval=_float(
                 env, "AUDIT_SPOOL_DRAIN_SECONDS", base.spool_drain_interval
             ),
+            spool_max_bytes=_int(env, "AUDIT_SPOOL_MAX_BYTES", base.spool_max_bytes),
             audit_statement_timeout_ms=_int(
                 env, "AUDIT_STATEMENT_TIMEOUT_MS", base.audit_statement_timeout_ms
             ),

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from service.audit import codec
+from service.audit.files import write_all
 from service.audit.framing import frame, read_frames
 
 log = logging.getLogger(__name__)
@@ -88,9 +89,7 @@ class DeadLetters:
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
             try:
                 os.fchmod(fd, FILE_MODE)  # also when an older file was made more open
-                view = memoryview(data)
-                while view:  # O_APPEND: each write lands at the end, frames never interleave
-                    view = view[os.write(fd, view) :]
+                write_all(fd, data)  # O_APPEND: each write lands at the end
                 os.fsync(fd)
             finally:
                 os.close(fd)

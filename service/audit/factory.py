@@ -33,7 +33,7 @@ def create_audit_trail(
     dead_letters = DeadLetters(settings.spool_dir, state.hooks.on_dead_letter)
     trail = SpoolingAuditTrail(
         SqlAuditStore(engine),
-        Spool(settings.spool_dir, dead_letters),
+        Spool(settings.spool_dir, dead_letters, max_bytes=settings.spool_max_bytes),
         JtiReplayStore(
             engine, state, ReplayLedger(settings.spool_dir), fail_closed=settings.replay_fail_closed
         ),

@@ -34,6 +34,7 @@ from typing import Any
 
 from service.audit import codec
 from service.audit.deadletter import DeadLetters
+from service.audit.files import DirectoryUsage, mtime_or_zero, open_locked_new, write_all
 from service.audit.framing import frame, read_frames
 from service.audit.records import AuditRecord, InvocationRecord
 
@@ -84,37 +85,8 @@ class SpoolError(OSError):
     """The spool directory cannot be written: the audit record would be lost."""
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _open_locked_new(directory: Path, final_name: str, content: bytes = b"") -> int:
-    """Create ``final_name`` atomically, already locked (nobody can adopt it in between)."""
-    tmp = directory / f".{final_name}.{uuid.uuid4().hex}.tmp"
-    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        if content:
-            _write_all(fd, content)
-        os.fsync(fd)
-        os.rename(tmp, directory / final_name)
-        _fsync_dir(directory)
-    except BaseException:
-        os.close(fd)
-        tmp.unlink(missing_ok=True)
-        raise
-    return fd
+class SpoolFull(SpoolError):
+    """The spool directory holds ``AUDIT_SPOOL_MAX_BYTES`` already."""
 
 
 @dataclass
@@ -133,13 +105,20 @@ class _Orphan:
 class Spool:
     """This process's spool file plus any adopted orphans. Thread-safe."""
 
-    def __init__(self, directory: Path, dead_letters: DeadLetters | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        dead_letters: DeadLetters | None = None,
+        *,
+        max_bytes: int | None = None,
+    ) -> None:
         self.directory = directory
         self.dead_letters = dead_letters or DeadLetters(directory)
+        self._usage = DirectoryUsage(directory, SPOOL_GLOB, max_bytes) if max_bytes else None
         try:
             directory.mkdir(parents=True, exist_ok=True)
             self._name = f"spool-{uuid.uuid4().hex}.jsonl"
-            self._fd = _open_locked_new(directory, self._name)
+            self._fd = open_locked_new(directory, self._name)
         except OSError as exc:
             raise SpoolError(f"audit spool directory {directory} is not writable: {exc}") from exc
         self._lock = threading.Lock()
@@ -171,10 +150,16 @@ class Spool:
             return True
 
     def _append_locked(self, line: bytes, entry: SpoolEntry) -> None:
+        """Raises ``SpoolFull`` at the cap, ``SpoolError`` when the disk fails."""
         if self._closed:
             raise SpoolError(f"audit spool {self.path} is closed")
+        if self._usage is not None and not self._usage.reserve(len(line)):
+            raise SpoolFull(
+                f"audit spool {self.directory} holds {self._usage.used} bytes, "
+                f"its cap is {self._usage.max_bytes} (AUDIT_SPOOL_MAX_BYTES)"
+            )
         try:
-            _write_all(self._fd, line)
+            write_all(self._fd, line)
             os.fsync(self._fd)
         except OSError as exc:
             with contextlib.suppress(OSError):  # leave no fragment for the next append
@@ -218,7 +203,7 @@ class Spool:
         adopted = 0
         candidates = sorted(
             (p for p in self.directory.glob(SPOOL_GLOB) if p.name != self._name),
-            key=_mtime_or_zero,
+            key=mtime_or_zero,
         )
         with self._lock:
             held = {o.path for o in self._orphans}
@@ -301,6 +286,8 @@ class Spool:
             with self._lock:
                 self._orphans.remove(orphan)
                 orphan.remove()
+                if self._usage is not None:
+                    self._usage.forget()
         with self._lock:
             snapshot = list(self._entries)
             offset = self._size
@@ -321,11 +308,13 @@ class Spool:
             remainder = b""
             while chunk := os.read(self._fd, 1 << 20):
                 remainder += chunk
-            new_fd = _open_locked_new(self.directory, self._name, remainder)
+            new_fd = open_locked_new(self.directory, self._name, remainder)
             os.close(self._fd)
             self._fd = new_fd
         self._entries = self._entries[count:]
         self._size -= offset
+        if self._usage is not None:
+            self._usage.forget()
 
     def close(self) -> None:
         """Release the files. A non-empty spool stays on disk for the next process."""
@@ -344,10 +333,3 @@ class Spool:
 def _replay(entries: Sequence[SpoolEntry], sink: Sink, batch_size: int) -> None:
     for start in range(0, len(entries), batch_size):
         sink(entries[start : start + batch_size])
-
-
-def _mtime_or_zero(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except FileNotFoundError:
-        return 0.0

@@ -26,7 +26,7 @@ from service.audit.records import (
 )
 from service.audit.refusals import RefusalCounter
 from service.audit.replay import JtiReplayStore
-from service.audit.spool import Spool, SpoolEntry, SpoolError
+from service.audit.spool import Spool, SpoolEntry, SpoolError, SpoolFull
 from service.audit.sql import SqlAuditStore
 from service.audit.state import DatabaseState
 
@@ -59,6 +59,8 @@ class SpoolingAuditTrail:
         self.state = state
         self._spool = spool
         self._refusals = refusals or RefusalCounter()
+        self._full_lock = threading.Lock()
+        self._dropped = 0  # records dropped since the spool reached its cap
         self._drain_interval = drain_interval
         self._jti_prune_interval = jti_prune_interval
         self._clock = clock
@@ -116,8 +118,27 @@ class SpoolingAuditTrail:
                     return
                 self.state.mark_down("write", exc)
             self._spool.append(entry)
+            self._spool_has_room()
+        except SpoolFull as exc:
+            self._drop(entry, exc)
         except Exception as exc:
             self._keep_somehow(entry, exc)
+
+    def _drop(self, entry: SpoolEntry, exc: SpoolFull) -> None:
+        """The database is down and the spool at its cap: the record is lost, and said so once."""
+        with self._full_lock:
+            first, self._dropped = not self._dropped, self._dropped + 1
+        if first:
+            log.error("AUDIT SPOOL FULL, records are dropped until it drains: %s", exc)
+        self.state.hooks.on_spool_full(entry.kind)
+
+    def _spool_has_room(self) -> None:
+        if not self._dropped:
+            return
+        with self._full_lock:
+            dropped, self._dropped = self._dropped, 0
+        if dropped:
+            log.warning("audit spool below its cap again; %d record(s) were dropped", dropped)
 
     def _dead_letter(self, entry: SpoolEntry, exc: BaseException) -> None:
         self._spool.reject(entry, f"database refused {entry.kind}: {describe(exc)}")

@@ -32,11 +32,14 @@ class AuditHooks:
     dead-letter store (kind: "invocation", "feedback", "torn", "unreadable", ...).
     ``on_record_lost(kind)``: neither the database, the spool nor the dead-letter store
     could keep a record (the log line names its id).
+    ``on_spool_full(kind)``: a record was dropped because the database was down and the
+    spool had reached ``AUDIT_SPOOL_MAX_BYTES``.
     """
 
     on_database_error: Callable[[str], None] = _ignore
     on_dead_letter: Callable[[str], None] = _ignore
     on_record_lost: Callable[[str], None] = _ignore
+    on_spool_full: Callable[[str], None] = _ignore
 
 
 class DatabaseState:
