@@ -7,16 +7,42 @@ in ``AUDIT_SPOOL_DIR``. The returned trail owns them all (``close()`` releases t
 
 from __future__ import annotations
 
+import os
+import uuid
+from pathlib import Path
+
 from service.audit.db import make_engine
 from service.audit.deadletter import DeadLetters
 from service.audit.ledger import ReplayLedger
 from service.audit.refusals import RefusalCounter
 from service.audit.replay import JtiReplayStore
-from service.audit.spool import Spool
+from service.audit.spool import Spool, SpoolError
 from service.audit.spooling import SpoolingAuditTrail
 from service.audit.sql import SqlAuditStore
 from service.audit.state import AuditHooks, DatabaseState
 from service.config import Settings
+
+
+def check_spool_dir(spool_dir: Path) -> None:
+    """Fail before a server binds if AUDIT_SPOOL_DIR cannot hold the spool and the ledger.
+
+    Creates the directory if needed, writes, fsyncs and removes a probe file, and opens
+    the replay ledger. Raises ``SpoolError`` (an ``OSError``) saying what is wrong.
+    """
+    probe = spool_dir / f".write-check-{uuid.uuid4().hex}"
+    try:
+        spool_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, b"backpain-cds\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            probe.unlink(missing_ok=True)
+        ReplayLedger(spool_dir).close()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise SpoolError(f"AUDIT_SPOOL_DIR {spool_dir} is not writable: {reason}") from exc
 
 
 def create_audit_trail(

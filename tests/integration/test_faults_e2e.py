@@ -7,6 +7,8 @@ behind ``TcpProxy`` so the test can cut it), real HTTP.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -18,7 +20,7 @@ import requests
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from tests.e2e.server import ServerProcess, start_server
+from tests.e2e.server import ROOT, ServerProcess, clean_env, free_port, serve_args, start_server
 from tests.integration.proxy import TcpProxy
 from tests.integration.test_timeouts import table_locked
 from tests.pg import DatabaseFactory
@@ -150,3 +152,31 @@ def test_a_token_is_accepted_once_per_pod_through_an_outage_and_then_once_anywhe
             for server in (pod, strict, other_pod):
                 server.stop()
         assert "Traceback" not in pod.log() + strict.log()
+
+
+def test_an_unwritable_spool_directory_stops_serve_before_it_binds(tmp_path: Path) -> None:
+    """Finding 13: found only after binding, each worker crashing with a traceback."""
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the spool directory should be\n")
+    port = free_port()
+    env = clean_env(
+        {
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'audit.sqlite3'}",
+            "CDS_AUTH": "off",
+            "AUDIT_SPOOL_DIR": str(blocker / "spool"),
+        }
+    )
+    done = subprocess.run(
+        [sys.executable, *serve_args(port)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=BOUND_SECONDS * 2,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert "Traceback" not in output
+    assert "Listening at" not in output  # gunicorn never bound
+    [error] = [line for line in done.stderr.splitlines() if line.startswith("Error:")]
+    assert "AUDIT_SPOOL_DIR" in error and str(blocker / "spool") in error
