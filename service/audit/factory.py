@@ -48,7 +48,11 @@ def check_spool_dir(spool_dir: Path) -> None:
 def create_audit_trail(
     settings: Settings, *, hooks: AuditHooks | None = None, start: bool = True
 ) -> SpoolingAuditTrail:
-    """The trail (``trail.replay`` is the replay store); its drainer started unless told not."""
+    """The trail (``trail.replay`` is the replay store); its drainer started unless told not.
+
+    The trail and the replay store share the engine and the hooks, each keeps its own
+    ``DatabaseState`` (see ``state.py``).
+    """
     engine = make_engine(
         settings.database_url,
         connect_timeout=settings.db_connect_timeout,
@@ -61,7 +65,10 @@ def create_audit_trail(
         SqlAuditStore(engine),
         Spool(settings.spool_dir, dead_letters, max_bytes=settings.spool_max_bytes),
         JtiReplayStore(
-            engine, state, ReplayLedger(settings.spool_dir), fail_closed=settings.replay_fail_closed
+            engine,
+            DatabaseState(state.hooks, role="replay store"),
+            ReplayLedger(settings.spool_dir),
+            fail_closed=settings.replay_fail_closed,
         ),
         state,
         refusals=RefusalCounter(settings.audit_refusal_window_seconds),

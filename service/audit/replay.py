@@ -7,7 +7,7 @@ Each (iss, jti) is accepted once before its token expires:
   database outage or not;
 * across pods, while PostgreSQL answers: the claim is then made in ``used_jti``.
 
-While PostgreSQL is down (as the shared ``DatabaseState`` says) a claim stays
+While PostgreSQL is down (as the store's own ``DatabaseState`` says) a claim stays
 *pending* in the ledger; ``sync_pending`` (the drainer calls it first when the
 database answers again) writes every pending claim to PostgreSQL. The window left:
 two pods accepting the same token during one outage. ``fail_closed`` closes it by
@@ -69,7 +69,7 @@ class JtiReplayStore:
         clock: Clock = utc_now,
     ) -> None:
         self._engine = engine
-        self._state = state
+        self.state = state
         self._ledger = ledger
         self._fail_closed = fail_closed
         self._clock = clock
@@ -85,7 +85,7 @@ class JtiReplayStore:
         """
         now = self._clock()
         jti = bounded_key(jti)  # the primary key stays small whatever the client sent
-        ask_database = self._state.up
+        ask_database = self.state.up
         try:
             if not self._ledger.claim(iss, jti, expires_at, now, pending=not ask_database):
                 return False
@@ -100,7 +100,7 @@ class JtiReplayStore:
                 if classify(exc) is Failure.PERMANENT:
                     self._undo(claimed, iss, jti)
                     raise ValueError(f"the replay store refused a jti: {describe(exc)}") from exc
-                self._state.mark_down("replay", exc)
+                self.state.mark_down("replay", exc)
         if self._fail_closed or not claimed:
             self._undo(claimed, iss, jti)
             raise ReplayUnavailable("the shared replay store (PostgreSQL) is unavailable")

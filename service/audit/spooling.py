@@ -222,7 +222,7 @@ class SpoolingAuditTrail:
             "database": "up" if self.state.up else "down",
             "spool_depth": self._spool.depth(),
             "replay_pending": self.replay.pending_count(),
-            "database_errors": self.state.errors,
+            "database_errors": self.state.errors + self.replay.state.errors,
         }
 
     def start(self) -> None:
@@ -252,6 +252,7 @@ class SpoolingAuditTrail:
             try:
                 self.store.ping()
                 self.replay.sync_pending()
+                self.replay.state.mark_up()
                 for _ in range(max_rounds):
                     done = self._spool.drain(self._store_batch)
                     replayed += done

@@ -43,10 +43,15 @@ class AuditHooks:
 
 
 class DatabaseState:
-    """Up/down of the audit database for one process. Thread-safe."""
+    """Up/down of the audit database, as one user of it (``role``) last found it. Thread-safe.
 
-    def __init__(self, hooks: AuditHooks | None = None) -> None:
+    The audit writes and the replay store keep one each: a lock on ``invocation``
+    (partition maintenance) makes writes time out while ``used_jti`` still answers.
+    """
+
+    def __init__(self, hooks: AuditHooks | None = None, role: str = "audit trail") -> None:
         self.hooks = hooks or AuditHooks()
+        self.role = role
         self._up = True
         self._errors = 0
         self._lock = threading.Lock()
@@ -67,7 +72,8 @@ class DatabaseState:
         self.hooks.on_database_error(operation)
         if was_up:
             log.warning(
-                "audit database unavailable (%s), spooling records locally: %s",
+                "audit database unavailable to the %s (%s), working locally until it answers: %s",
+                self.role,
                 operation,
                 describe(exc),
             )
@@ -76,4 +82,4 @@ class DatabaseState:
         with self._lock:
             was_up, self._up = self._up, True
         if not was_up:
-            log.warning("audit database reachable again")
+            log.warning("audit database reachable again for the %s", self.role)

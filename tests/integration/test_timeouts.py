@@ -94,3 +94,32 @@ def test_the_timeouts_are_settings() -> None:
     )
     assert (settings.audit_statement_timeout_ms, settings.audit_lock_timeout_ms) == (750, 50)
     assert Settings.from_env({}).audit_lock_timeout_ms == 200
+
+
+def test_replay_protection_still_asks_postgres_while_invocation_is_locked(
+    make_database: DatabaseFactory, tmp_path: Path
+) -> None:
+    """Partition maintenance locks ``invocation``, not ``used_jti``: a lock must neither open
+    a window between pods nor make a fail-closed pod refuse every authenticated call."""
+    url = make_database()
+    pods = [
+        create_audit_trail(
+            Settings(database_url=url, spool_dir=tmp_path / name, replay_fail_closed=strict),
+            start=False,
+        )
+        for name, strict in (("a", False), ("b", True))
+    ]
+    expires = records.in_minutes(5)
+    try:
+        with table_locked(url, "invocation"):
+            for pod in pods:
+                bounded(pod.record_invocation, records.invocation())
+                assert pod.health()["database"] == "down"  # audit writes time out
+                bounded(pod.drain_once)  # the drainer probes: PostgreSQL answers
+            first, second = pods
+            assert first.remember_jti("https://ehr.example.org", "during-lock", expires)
+            assert not second.remember_jti("https://ehr.example.org", "during-lock", expires)
+            assert second.remember_jti("https://ehr.example.org", "other", expires)
+    finally:
+        for pod in pods:
+            pod.close()

@@ -26,7 +26,7 @@ def trail_on(
     return SpoolingAuditTrail(
         SqlAuditStore(engine),
         spool,
-        JtiReplayStore(engine, state, ReplayLedger(spool.directory)),
+        JtiReplayStore(engine, DatabaseState(hooks, "replay store"), ReplayLedger(spool.directory)),
         state,
         **options,
     )
