@@ -104,25 +104,30 @@ class SpoolingAuditTrail:
     def _record(self, record: AuditRecord) -> None:
         entry = SpoolEntry(record)
         try:
-            if not self.state.up:
-                self._spool.append(entry)
-                return
-            if self._spool.append_if_pending(entry):
-                return
-            try:
-                self.store.write([record])
-                return
-            except Exception as exc:
-                if classify(exc) is Failure.PERMANENT:
-                    self._dead_letter(entry, exc)
-                    return
-                self.state.mark_down("write", exc)
-            self._spool.append(entry)
-            self._spool_has_room()
+            if self._write_or_spool(entry):
+                self._spool_has_room()
         except SpoolFull as exc:
             self._drop(entry, exc)
         except Exception as exc:
             self._keep_somehow(entry, exc)
+
+    def _write_or_spool(self, entry: SpoolEntry) -> bool:
+        """Write (or dead-letter) the record, or spool it; True when it was spooled."""
+        if not self.state.up:
+            self._spool.append(entry)
+            return True
+        if self._spool.append_if_pending(entry):
+            return True
+        try:
+            self.store.write([entry.record])
+            return False
+        except Exception as exc:
+            if classify(exc) is Failure.PERMANENT:
+                self._dead_letter(entry, exc)
+                return False
+            self.state.mark_down("write", exc)
+        self._spool.append(entry)
+        return True
 
     def _drop(self, entry: SpoolEntry, exc: SpoolFull) -> None:
         """The database is down and the spool at its cap: the record is lost, and said so once."""
