@@ -233,7 +233,7 @@ def run(
     inserts: int,
     log: Callable[[str], None],
 ) -> dict[str, Any]:
-    from tests.pg import DatabaseFactory
+    from testkit.pg import DatabaseFactory
 
     factory = DatabaseFactory(server_url)
     url = factory()

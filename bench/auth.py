@@ -15,7 +15,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
-from tests.signing import ClientKey, claims, jwks
+from testkit.signing import ClientKey, claims, jwks
 
 BENCH_ISSUER = "https://bench.backpain-cds.invalid"
 #: As CDS clients do (the sandbox: exp = iat + 300); pools are signed just before each run.

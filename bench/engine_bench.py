@@ -2,7 +2,7 @@
 
 * ``evaluate()`` as the rule count grows 10 -> 100 -> 1,000 (synthetic rules, each
   reading three concepts; one rule in twenty fires, over ten topics).
-* ``screen()`` (parse with fhir.resources, resolve the form, facts, rules, sha256)
+* ``screen()`` (parse on the fast path, resolve the form, facts, rules, sha256)
   as the QuestionnaireResponse grows 10 -> 100 -> 1,000 answers, with the real rules.
 * the phases of ``screen()`` for the realistic QR, to say where the time goes.
 """
@@ -85,9 +85,8 @@ def synthetic_ruleset(rule_count: int, fire_every: int = 20) -> RuleSet:
                 condition=condition,
                 card=CardTemplate(
                     summary=f"Synthetic finding {i}",
-                    detail="{evidence}\n\n{rule}",
+                    detail="{evidence}\n\n{urgency}",
                     topic_display=f"Topic {(i // fire_every) % 10}",
-                    source_url="https://example.org/synthetic",
                 ),
                 priority=i,
             )
@@ -166,8 +165,8 @@ def never_seen(qr: Mapping[str, Any]) -> dict[str, Any]:
 
 def qr_growth(base_qr: Mapping[str, Any]) -> dict[str, Any]:
     from service.app import load_knowledge
+    from service.cds.screen import screen
     from service.config import Settings
-    from service.screening import screen
 
     knowledge = load_knowledge(Settings())
     points = []
@@ -201,21 +200,27 @@ def screen_phases(qr: Mapping[str, Any]) -> dict[str, float]:
     """Microseconds per phase of ``screen()`` for this QR (bundled form, no fetch)."""
     from service import fhir
     from service.app import load_knowledge
+    from service.cds.screen import canonical_sha256, screen
     from service.config import Settings
-    from service.screening import canonical_sha256, screen
 
     knowledge = load_knowledge(Settings())
+    from service.fhir.parse import reference_parse_questionnaire_response
+
     parsed = fhir.parse_questionnaire_response(qr)
     questionnaire, _ = fhir.resolve_questionnaire(parsed, knowledge.library, None)
-    facts = fhir.extract_facts(parsed, questionnaire, vocabulary=knowledge.vocabulary)
+    form = knowledge.library.index_of(questionnaire) if questionnaire is not None else None
+    facts = fhir.extract_facts(parsed, form, knowledge.vocabulary)
     return {
         "count_items": per_call_us(lambda: fhir.count_items(qr, 2000)),
-        "parse (fhir.resources)": per_call_us(lambda: fhir.parse_questionnaire_response(qr)),
+        "parse (fast path)": per_call_us(lambda: fhir.parse_questionnaire_response(qr)),
+        "parse (fhir.resources, the reference)": per_call_us(
+            lambda: reference_parse_questionnaire_response(qr)
+        ),
         "resolve questionnaire": per_call_us(
             lambda: fhir.resolve_questionnaire(parsed, knowledge.library, None)
         ),
         "extract facts": per_call_us(
-            lambda: fhir.extract_facts(parsed, questionnaire, vocabulary=knowledge.vocabulary)
+            lambda: fhir.extract_facts(parsed, form, knowledge.vocabulary)
         ),
         "evaluate rules": per_call_us(
             lambda: evaluate(knowledge.ruleset, facts, hook_instance=HOOK_INSTANCE)

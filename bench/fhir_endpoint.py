@@ -14,7 +14,7 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.fhir_server import FakeFhirStore, _handler
+from testkit.fhir_server import FakeFhirStore, _handler
 
 
 def make_handler(store: FakeFhirStore) -> type[Any]:

@@ -13,7 +13,8 @@ import argparse
 
 from flask import Flask, Response, jsonify, request
 
-from service.server import gunicorn_options, run_gunicorn
+from service.config import Settings
+from service.http.server import gunicorn_options, run_gunicorn
 
 
 def create_floor_app() -> Flask:
@@ -34,7 +35,9 @@ def create_floor_app() -> Flask:
 
 
 def serve(host: str, port: int, workers: int | None, threads: int | None) -> None:
-    run_gunicorn(gunicorn_options(host, port, workers, threads), create_floor_app)
+    run_gunicorn(
+        gunicorn_options(Settings.from_env(), host, port, workers, threads), create_floor_app
+    )
 
 
 def main() -> None:

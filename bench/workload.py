@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.pace import PLACEHOLDER
-from tests.casekit import build_qr
+from testkit.casekit import build_qr
 
 SERVICE_ID = "backpain-redflags-patient-view"
 PATIENT_ID = "example"  # tests.casekit's QR subject is Patient/example

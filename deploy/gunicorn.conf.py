@@ -1,4 +1,4 @@
-"""Gunicorn settings for ``backpain-cds serve`` (loaded by service/server.py).
+"""Gunicorn settings for ``backpain-cds serve`` (loaded by service/http/server.py).
 
 The CLI reads this file, then applies its own options on top: ``--host``/``--port``
 become ``bind``, ``--workers`` (else ``WEB_CONCURRENCY``) ``workers`` and
@@ -22,7 +22,8 @@ from typing import Any
 from prometheus_client import multiprocess
 
 from service.config import Settings
-from service.observability import MULTIPROC_ENV, logging_config
+from service.http.logs import logging_config
+from service.http.metrics import MULTIPROC_ENV
 
 _settings = Settings.from_env()
 

@@ -1,23 +1,36 @@
-"""The one wiring point: ``create_app(settings)``. Nothing runs at import."""
+"""The one wiring point: ``create_app(settings)``. Nothing runs at import.
+
+See docs/architecture.md for the flow of a request and the packages it crosses.
+"""
 
 from __future__ import annotations
 
-import atexit
 import logging
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 from flask import Flask
 
-from service import observability
 from service.audit.records import AuditTrail
+from service.cds.feedback import FeedbackDesk
+from service.cds.hook import HookHandler
+from service.cds.locate import FhirSource
+from service.cds.screen import Screener
 from service.config import Settings
-from service.fhir_client import FhirClient
-from service.hooks import FhirSource, HookHandler
-from service.http import auditing, cds, public, security
+from service.fhir.client import FhirClient
+from service.http import cds, lifecycle, public, security
 from service.http.errors import register_error_handlers
+from service.http.metrics import METRICS_PATH, MetricsEndpoint
 from service.http.runtime import EXTENSION_KEY, Runtime
-from service.screening import Knowledge
+from service.knowledge import Knowledge
+from service.portal import install as install_portal
 
 log = logging.getLogger("service")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 def load_knowledge(settings: Settings) -> Knowledge:
@@ -31,7 +44,11 @@ def create_app(
     audit: AuditTrail | None = None,
     knowledge: Knowledge | None = None,
     fhir: FhirSource | None = None,
+    clock: Callable[[], datetime] = utc_now,
+    new_id: Callable[[], uuid.UUID] = uuid.uuid4,
 ) -> Flask:
+    """The Flask app. ``audit`` defaults to the trail ``settings`` name (the caller
+    closes it: ``app.extensions["backpain_cds"].audit.close()``)."""
     settings = settings or Settings.from_env()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
@@ -41,25 +58,37 @@ def create_app(
         from service.audit.factory import create_audit_trail
 
         audit = create_audit_trail(settings)
-        # A final replay of the spool, and its files released, when the worker exits.
-        atexit.register(audit.close)
-    handler = HookHandler(
+    screener = Screener(
         knowledge or load_knowledge(settings),
-        fhir or FhirClient(timeout=settings.fhir_timeout),
         max_items=settings.max_qr_items,
+        public_url=settings.public_url,
     )
-    app.extensions[EXTENSION_KEY] = Runtime(settings=settings, handler=handler, audit=audit)
+    if fhir is None:
+        fhir = FhirClient(timeout=settings.fhir_timeout, max_bytes=settings.fhir_max_response_bytes)
+    handler = HookHandler(screener, fhir, security.fhir_server_policy(settings))
+    feedback = FeedbackDesk(audit, clock=clock, new_id=new_id)
+    app.extensions[EXTENSION_KEY] = Runtime(settings, handler, feedback, audit)
 
     if not settings.auth_enabled:
         log.warning(
             "CDS_AUTH=off: client JWTs are NOT verified. Local use only; never in production."
         )
     register_error_handlers(app)
-    # Order matters: request id and clock first, then the audit's invocation id,
-    # then authentication (so a 401 is logged and audited with both).
-    observability.install(app, settings, audit)
-    auditing.install(app)
-    security.install(app, settings, audit)
+    metrics = MetricsEndpoint(audit, settings.prometheus_multiproc_dir)
+    gate = security.authentication_gate(settings, audit)
+    lifecycle.install(
+        app,
+        audit=audit,
+        endpoint=metrics,
+        services=handler.services,
+        clock=clock,
+        new_id=new_id,
+        gates=[gate] if gate is not None else [],
+    )
+    security.install_cors(app, settings.cors_origins)
     app.register_blueprint(cds.bp)
     app.register_blueprint(public.bp)
+    if settings.portal_enabled:
+        install_portal(app, settings, handler)
+    app.add_url_rule(METRICS_PATH, "metrics", metrics.view, methods=["GET"])
     return app

@@ -12,7 +12,7 @@ import click
 
 from service.audit.cli import audit_group, db_group
 from service.config import ConfigError, Settings
-from service.server import gunicorn_options, run_gunicorn
+from service.http.server import gunicorn_options, run_gunicorn
 
 
 def _settings() -> Settings:
@@ -35,7 +35,7 @@ def main() -> None:
 def serve(host: str, port: int, workers: int | None, threads: int | None) -> None:
     """Run the production server (gunicorn)."""
     settings = _settings()  # fail fast on bad configuration, before forking
-    from service.observability import configure_logging
+    from service.http.logs import configure_logging
 
     configure_logging(settings.log_level)
     from service.app import load_knowledge
@@ -50,11 +50,18 @@ def serve(host: str, port: int, workers: int | None, threads: int | None) -> Non
         raise click.ClickException(str(exc)) from exc
 
     def load() -> Any:
+        """Runs in each worker after the fork: one app, its audit trail closed at exit."""
+        import atexit
+
         from service.app import create_app
+        from service.http.runtime import EXTENSION_KEY
 
-        return create_app(settings)
+        app = create_app(settings)
+        # a final replay of the spool, and its files released, when the worker exits
+        atexit.register(app.extensions[EXTENSION_KEY].audit.close)
+        return app
 
-    run_gunicorn(gunicorn_options(host, port, workers, threads), load)
+    run_gunicorn(gunicorn_options(settings, host, port, workers, threads), load)
 
 
 def _load_request(path: Path) -> dict[str, Any]:
@@ -107,20 +114,25 @@ def evaluate(file: Path, fmt: str) -> None:
     Exit status: 0 when the screen ran, 1 when the input was rejected.
     """
     from service.app import load_knowledge
-    from service.fhir_client import FhirClient
-    from service.hooks import (
-        BadRequest,
-        DataUnavailable,
-        HookHandler,
-        QuestionnaireResponseInvalid,
-    )
+    from service.auth.fhir_servers import FhirServerPolicy
+    from service.cds.errors import BadRequest, DataUnavailable, QuestionnaireResponseInvalid
+    from service.cds.hook import HookHandler
+    from service.cds.screen import Screener
+    from service.fhir.client import FhirClient
     from service.http.schemas import HookRequestSchema
 
     settings = _settings()
-    handler = HookHandler(
+    screener = Screener(
         load_knowledge(settings),
-        FhirClient(timeout=settings.fhir_timeout),
         max_items=settings.max_qr_items,
+        cache_size=0,
+        public_url=settings.public_url,
+    )
+    handler = HookHandler(
+        screener,
+        FhirClient(timeout=settings.fhir_timeout, max_bytes=settings.fhir_max_response_bytes),
+        # offline: no client token, so the auth-off list applies (loopback by default)
+        FhirServerPolicy.without_auth(settings.fhir_servers_allowed),
     )
     raw = _load_request(file)
     service = next((s for s in handler.catalogue if s.hook == raw.get("hook")), None)

@@ -1,16 +1,17 @@
 """Settings: one frozen object, read from the environment once.
 
 Every knob is documented in README.md ("Configuration"). Nothing else in the
-package reads ``os.environ``.
+package reads ``os.environ`` (prometheus-client reads its own
+``PROMETHEUS_MULTIPROC_DIR`` at import; the service reads it here too).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from service import PROJECT_ROOT
 
@@ -44,6 +45,10 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> i
     return value
 
 
+def _optional_int(env: Mapping[str, str], name: str) -> int | None:
+    return _int(env, name, 0) if env.get(name) else None
+
+
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -62,9 +67,27 @@ def _path(env: Mapping[str, str], name: str, default: Path) -> Path:
     return Path(raw) if raw else default
 
 
+def _url(env: Mapping[str, str], name: str) -> str | None:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return None
+    if not raw.startswith(("http://", "https://")):
+        raise ConfigError(f"{name}: expected an http(s) URL, got {raw!r}")
+    return raw.rstrip("/")
+
+
 def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     raw = env.get(name, "")
     return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def _phone(env: Mapping[str, str], name: str) -> str | None:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return None
+    if not re.fullmatch(r"\+?[0-9][0-9 ]{1,14}", raw):
+        raise ConfigError(f"{name}: expected a telephone number such as 112 or 999, got {raw!r}")
+    return raw
 
 
 @dataclass(frozen=True)
@@ -84,12 +107,18 @@ class Settings:
     #: Caps on the QuestionnaireResponse shape (hostile-input limits).
     max_qr_items: int = 2_000
     max_json_depth: int = 64
-    #: Timeouts, seconds.
+    #: With CDS_AUTH off: the fhirServer base URLs that may be called (empty: loopback only).
+    fhir_servers_allowed: tuple[str, ...] = ()
+    #: Largest answer read from a fhirServer, bytes (a larger one is a failed call).
+    fhir_max_response_bytes: int = 4_000_000
+    #: Timeouts, seconds (FHIR and JWKS: one deadline for the whole call).
     fhir_timeout: float = 5.0
     db_connect_timeout: int = 3
     jwks_timeout: float = 3.0
     #: Allowed clock skew for JWT ``exp``/``iat``/``nbf``, seconds.
     jwt_leeway: int = 30
+    #: A JWT whose ``exp - iat`` exceeds this (plus the leeway) is refused, seconds.
+    jwt_max_lifetime: int = 300
     #: Local, fsync'd spool for audit records while the database is unreachable.
     spool_dir: Path = Path("var/spool")
     #: Seconds between attempts to drain the spool into the database.
@@ -109,8 +138,28 @@ class Settings:
     questionnaires_dir: Path = PROJECT_ROOT / "questionnaires"
     terminology_dir: Path = PROJECT_ROOT / "terminology"
     log_level: str = "INFO"
-    #: Free-form extras for tests; never read from the environment.
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    #: gunicorn: settings file, worker processes, threads per worker (None: the file's).
+    gunicorn_config: Path = PROJECT_ROOT / "deploy" / "gunicorn.conf.py"
+    web_concurrency: int | None = None
+    gunicorn_threads: int | None = None
+    #: prometheus-client's multi-process directory (several gunicorn workers).
+    prometheus_multiproc_dir: str | None = None
+    #: The emergency telephone number patients are told to call (intake portal); None:
+    #: the patient text says "call emergency services" without a number.
+    emergency_number: str | None = None
+    #: The intake portal (``GET /intake``; README "For clinics: the intake portal").
+    portal_enabled: bool = True
+    #: The clinic's FHIR server that receives completed intakes; None: print/download only.
+    portal_fhir_server: str | None = None
+    #: Bearer token for ``portal_fhir_server`` (never logged).
+    portal_fhir_token: str | None = field(default=None, repr=False)
+    #: Tries of one delivery to the clinic's FHIR server before the patient is told.
+    portal_delivery_attempts: int = 3
+    #: Screens per minute and burst per client (token bucket, per server process).
+    portal_rate_per_minute: int = 60
+    portal_rate_burst: int = 30
+    #: Header a trusted reverse proxy sets to the client's address (else the TCP peer).
+    portal_client_ip_header: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -126,10 +175,15 @@ class Settings:
             max_body_bytes=_int(env, "MAX_BODY_BYTES", base.max_body_bytes),
             max_qr_items=_int(env, "MAX_QR_ITEMS", base.max_qr_items),
             max_json_depth=_int(env, "MAX_JSON_DEPTH", base.max_json_depth),
+            fhir_servers_allowed=_list(env, "FHIR_SERVERS_ALLOWED"),
+            fhir_max_response_bytes=_int(
+                env, "FHIR_MAX_RESPONSE_BYTES", base.fhir_max_response_bytes
+            ),
             fhir_timeout=_float(env, "FHIR_TIMEOUT_SECONDS", base.fhir_timeout),
             db_connect_timeout=_int(env, "DB_CONNECT_TIMEOUT_SECONDS", base.db_connect_timeout),
             jwks_timeout=_float(env, "JWKS_TIMEOUT_SECONDS", base.jwks_timeout),
             jwt_leeway=_int(env, "JWT_LEEWAY_SECONDS", base.jwt_leeway, minimum=0),
+            jwt_max_lifetime=_int(env, "JWT_MAX_LIFETIME_SECONDS", base.jwt_max_lifetime),
             spool_dir=_path(env, "AUDIT_SPOOL_DIR", base.spool_dir),
             spool_drain_interval=_float(
                 env, "AUDIT_SPOOL_DRAIN_SECONDS", base.spool_drain_interval
@@ -147,7 +201,18 @@ class Settings:
             questionnaires_dir=_path(env, "QUESTIONNAIRES_DIR", base.questionnaires_dir),
             terminology_dir=_path(env, "TERMINOLOGY_DIR", base.terminology_dir),
             log_level=(env.get("LOG_LEVEL") or base.log_level).upper(),
+            gunicorn_config=_path(env, "GUNICORN_CONFIG", base.gunicorn_config),
+            web_concurrency=_optional_int(env, "WEB_CONCURRENCY"),
+            gunicorn_threads=_optional_int(env, "GUNICORN_THREADS"),
+            prometheus_multiproc_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
+            emergency_number=_phone(env, "EMERGENCY_NUMBER"),
+            portal_enabled=_bool(env, "PORTAL", True),
+            portal_fhir_server=_url(env, "PORTAL_FHIR_SERVER"),
+            portal_fhir_token=env.get("PORTAL_FHIR_TOKEN") or None,
+            portal_delivery_attempts=_int(
+                env, "PORTAL_DELIVERY_ATTEMPTS", base.portal_delivery_attempts
+            ),
+            portal_rate_per_minute=_int(env, "PORTAL_RATE_PER_MINUTE", base.portal_rate_per_minute),
+            portal_rate_burst=_int(env, "PORTAL_RATE_BURST", base.portal_rate_burst),
+            portal_client_ip_header=env.get("PORTAL_CLIENT_IP_HEADER") or None,
         )
-
-    def with_(self, **changes: Any) -> Settings:
-        return replace(self, **changes)

@@ -3,6 +3,7 @@
 Imports only the standard library: no clock, no random uuids, no I/O.
 """
 
+from service.engine.cards import CARD_NAMESPACE, PROVENANCE_EXTENSION, card_uuid, evaluate, render
 from service.engine.conditions import (
     PREDICATES,
     All,
@@ -14,12 +15,19 @@ from service.engine.conditions import (
     check,
     concepts_of,
 )
-from service.engine.evaluate import CARD_NAMESPACE, card_uuid, evaluate
+from service.engine.evaluate import Decision, TopicGroup, decide
 from service.engine.model import (
+    CLINICIAN,
+    IN_PROGRESS,
     INDICATOR_RANK,
     INDICATORS,
     NO,
+    PATIENT,
+    SELF_CARE,
     UNKNOWN,
+    URGENCIES,
+    URGENCY_RANK,
+    VOICES,
     YES,
     Answer,
     CardTemplate,
@@ -30,21 +38,35 @@ from service.engine.model import (
     Rule,
     RuleSet,
     Section,
+    Text,
+    UrgencyLevel,
+    most_urgent,
 )
+from service.engine.text import PLACEHOLDERS
 
 __all__ = [
     "CARD_NAMESPACE",
+    "CLINICIAN",
     "INDICATORS",
     "INDICATOR_RANK",
+    "IN_PROGRESS",
     "NO",
+    "PATIENT",
+    "PLACEHOLDERS",
     "PREDICATES",
+    "PROVENANCE_EXTENSION",
+    "SELF_CARE",
     "UNKNOWN",
+    "URGENCIES",
+    "URGENCY_RANK",
+    "VOICES",
     "YES",
     "All",
     "Answer",
     "AnyOf",
     "CardTemplate",
     "Condition",
+    "Decision",
     "Evaluation",
     "Facts",
     "Finding",
@@ -55,8 +77,14 @@ __all__ = [
     "Rule",
     "RuleSet",
     "Section",
+    "Text",
+    "TopicGroup",
+    "UrgencyLevel",
     "card_uuid",
     "check",
     "concepts_of",
+    "decide",
     "evaluate",
+    "most_urgent",
+    "render",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from service.engine.model import NO, UNKNOWN, YES, Answer, Facts, Outcome
+from service.engine.model import IN_PROGRESS, NO, UNKNOWN, YES, Answer, Facts, Outcome
 
 
 @dataclass(frozen=True)
@@ -108,6 +108,10 @@ def _questionnaire_unknown(p: Predicate, facts: Facts) -> Outcome:
     return Outcome(holds=not facts.questionnaire_known)
 
 
+def _form_in_progress(p: Predicate, facts: Facts) -> Outcome:
+    return Outcome(holds=facts.status == IN_PROGRESS)
+
+
 def _always(p: Predicate, facts: Facts) -> Outcome:
     return Outcome(holds=True)
 
@@ -121,6 +125,7 @@ _IMPLEMENTATIONS: Mapping[str, Callable[[Predicate, Facts], Outcome]] = {
     "answered": _answered,
     "unanswered": _unanswered,
     "questionnaire-unknown": _questionnaire_unknown,
+    "form-in-progress": _form_in_progress,
     "always": _always,
 }
 
@@ -143,6 +148,11 @@ PREDICATES: Mapping[str, PredicateSpec] = {
         PredicateSpec(
             "questionnaire-unknown",
             "the QuestionnaireResponse's Questionnaire could not be resolved",
+            needs_concepts=False,
+        ),
+        PredicateSpec(
+            "form-in-progress",
+            "the QuestionnaireResponse is still being filled in (status in-progress)",
             needs_concepts=False,
         ),
         PredicateSpec("always", "always holds", needs_concepts=False),

@@ -1,230 +1,94 @@
-"""Facts -> findings -> cards. Pure and deterministic: same input, same output.
+"""Which rules fire: facts in, one ``Decision`` out. Pure and deterministic.
 
 Principles (CLINICAL.md): one card per topic with evidence merged; critical >
-warning > info; self-care cards only while no critical or warning card fires.
-Cost: one pass over the rules, each reading the concepts it names.
+warning > info, then most urgent first; self-care rules are only looked at
+while no critical or warning rule fires; the most urgent finding sets the
+disposition of the whole answer. Cost: one pass over the rules, each reading
+the concepts it names. Rendering the decision as cards is ``cards.py``'s job.
 """
 
 from __future__ import annotations
 
-import re
-import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from service.engine.conditions import check
 from service.engine.model import (
     INDICATOR_RANK,
-    UNKNOWN,
-    Answer,
-    CardTemplate,
-    Evaluation,
+    URGENCY_RANK,
     Facts,
-    Finding,
     Outcome,
     Rule,
     RuleSet,
+    most_urgent,
 )
 
-#: Fixed namespace of card and suggestion uuids (uuid5 of hookInstance + rule id).
-CARD_NAMESPACE = uuid.UUID("0b1f6c52-8a7e-5d0e-9c43-6b2a7f1d9e25")
-
 _ALARMING = frozenset({"critical", "warning"})
-_BLANK_LINES = re.compile(r"\n{3,}")
 
 
 @dataclass(frozen=True)
-class _Group:
-    """Everything that fired for one topic; the first rule's template makes the card."""
+class TopicGroup:
+    """Everything that fired for one card topic; the first rule's template makes the card."""
 
     rules: tuple[Rule, ...]
     outcomes: tuple[Outcome, ...]
 
+    @property
+    def primary(self) -> Rule:
+        return self.rules[0]
 
-def card_uuid(hook_instance: str, rule_id: str) -> str:
-    return str(uuid.uuid5(CARD_NAMESPACE, f"{hook_instance}:{rule_id}"))
+    @property
+    def indicator(self) -> str:
+        return min((r.indicator for r in self.rules), key=INDICATOR_RANK.__getitem__)
+
+    @property
+    def urgency(self) -> str:
+        return most_urgent([r.urgency for r in self.rules])
 
 
-def evaluate(ruleset: RuleSet, facts: Facts, *, hook_instance: str) -> Evaluation:
-    fired: list[tuple[Rule, Outcome]] = []
+@dataclass(frozen=True)
+class Decision:
+    """The fired rules of one screen, grouped by topic, most urgent first."""
+
+    groups: tuple[TopicGroup, ...]
+
+    @property
+    def disposition(self) -> str | None:
+        """The most urgent finding's urgency: no card may state a slower timeline."""
+        return most_urgent([g.urgency for g in self.groups]) if self.groups else None
+
+
+def decide(ruleset: RuleSet, facts: Facts) -> Decision:
+    fired = _fire(ruleset, facts, self_care=False)
+    if not any(rule.indicator in _ALARMING for rule, _ in fired):
+        fired += _fire(ruleset, facts, self_care=True)
+    return Decision(groups=_group_by_topic(fired))
+
+
+def _fire(ruleset: RuleSet, facts: Facts, *, self_care: bool) -> list[tuple[Rule, Outcome]]:
+    fired = []
     for rule in ruleset.rules:
-        if not rule.self_care:
+        if rule.self_care == self_care:
             outcome = check(rule.condition, facts)
             if outcome.holds:
                 fired.append((rule, outcome))
-    if not any(rule.indicator in _ALARMING for rule, _ in fired):
-        for rule in ruleset.rules:
-            if rule.self_care:
-                outcome = check(rule.condition, facts)
-                if outcome.holds:
-                    fired.append((rule, outcome))
-
-    groups = _group_by_topic(fired)
-    cards: list[dict[str, Any]] = []
-    findings: list[Finding] = []
-    for group in groups:
-        card, group_findings = _render(ruleset, group, facts, hook_instance)
-        cards.append(card)
-        findings.extend(group_findings)
-    return Evaluation(cards=tuple(cards), findings=tuple(findings), rules_version=ruleset.label)
+    return fired
 
 
-def _group_by_topic(fired: Sequence[tuple[Rule, Outcome]]) -> list[_Group]:
+def _group_by_topic(fired: Sequence[tuple[Rule, Outcome]]) -> tuple[TopicGroup, ...]:
+    """Rules arrive most urgent first (the rule set is sorted), so each group's first
+    rule is its most urgent one and renders the card."""
     by_topic: dict[str, list[tuple[Rule, Outcome]]] = {}
     for rule, outcome in fired:
         by_topic.setdefault(rule.topic, []).append((rule, outcome))
     groups = [
-        _Group(rules=tuple(r for r, _ in items), outcomes=tuple(o for _, o in items))
+        TopicGroup(rules=tuple(r for r, _ in items), outcomes=tuple(o for _, o in items))
         for items in by_topic.values()
     ]
-    groups.sort(
-        key=lambda g: (min(INDICATOR_RANK[r.indicator] for r in g.rules), g.rules[0].priority)
-    )
-    return groups
+    groups.sort(key=_urgency_order)
+    return tuple(groups)
 
 
-def _render(
-    ruleset: RuleSet, group: _Group, facts: Facts, hook_instance: str
-) -> tuple[dict[str, Any], list[Finding]]:
-    primary = group.rules[0]
-    template = primary.card
-    indicator = min((r.indicator for r in group.rules), key=INDICATOR_RANK.__getitem__)
-    uuid_ = card_uuid(hook_instance, primary.id)
-
-    evidence: dict[tuple[str, str], Answer] = {}
-    missing: dict[str, None] = {}
-    for outcome in group.outcomes:
-        for answer in outcome.evidence:
-            evidence.setdefault((answer.concept, answer.link_id), answer)
-        missing.update(dict.fromkeys(outcome.missing))
-    section_texts: list[str] = []
-    for section in template.sections:
-        outcome = check(section.when, facts)
-        if outcome.holds:
-            section_texts.append(section.text.strip())
-            for answer in outcome.evidence:
-                evidence.setdefault((answer.concept, answer.link_id), answer)
-
-    findings = [
-        Finding(
-            rule_id=rule.id,
-            rule_version=rule.version,
-            topic=rule.topic,
-            indicator=rule.indicator,
-            card_uuid=uuid_,
-            evidence=outcome.evidence if rule is not primary else tuple(evidence.values()),
-            missing=outcome.missing,
-        )
-        for rule, outcome in zip(group.rules, group.outcomes, strict=True)
-    ]
-    rule_line = "; ".join(f"`{r.id}` version {r.version}" for r in group.rules)
-    detail = _fill(
-        template.detail,
-        {
-            "{evidence}": _evidence_markdown(tuple(evidence.values())),
-            "{missing}": _missing_markdown(ruleset, tuple(missing), facts),
-            "{notes}": "\n".join(f"- {note}" for note in facts.notes),
-            "{sections}": "\n\n".join(section_texts),
-            "{rule}": f"Rule {rule_line} of rule set {ruleset.label}.",
-        },
-    )
-    card: dict[str, Any] = {
-        "uuid": uuid_,
-        "summary": template.summary,
-        "detail": _BLANK_LINES.sub("\n\n", detail).strip(),
-        "indicator": indicator,
-        "source": {
-            "label": f"Back-pain red-flag rules ({ruleset.label})",
-            "url": template.source_url,
-            "topic": {
-                "system": ruleset.topic_system,
-                "code": primary.topic,
-                "display": template.topic_display,
-            },
-        },
-    }
-    if template.suggestions:
-        card["suggestions"] = [
-            _suggestion(s, hook_instance, primary.id, facts.subject) for s in template.suggestions
-        ]
-        card["selectionBehavior"] = template.selection_behavior or "at-most-one"
-    if template.override_reasons:
-        card["overrideReasons"] = [dict(reason) for reason in template.override_reasons]
-    if template.links:
-        card["links"] = [dict(link) for link in template.links]
-    return card, findings
-
-
-def _fill(text: str, values: Mapping[str, str]) -> str:
-    for placeholder, value in values.items():
-        text = text.replace(placeholder, value)
-    return text
-
-
-def _cell(text: str) -> str:
-    return " ".join(text.replace("|", "\\|").split())
-
-
-def _evidence_markdown(evidence: tuple[Answer, ...]) -> str:
-    if not evidence:
-        return "_None: this card follows from the screen as a whole._"
-    rows = ["| Question | Answer | linkId |", "|---|---|---|"]
-    rows.extend(
-        f"| {_cell(a.question)} | {_cell(a.display)} | `{_cell(a.link_id)}` |" for a in evidence
-    )
-    return "\n".join(rows)
-
-
-def _missing_markdown(ruleset: RuleSet, missing: tuple[str, ...], facts: Facts) -> str:
-    lines = []
-    for concept in missing:
-        question = ruleset.questions.get(concept, concept)
-        answer = facts.answers.get(concept)
-        if answer is not None and answer.value == UNKNOWN:
-            why = "answered Unknown"
-        elif concept in facts.disabled:
-            why = "skipped by the form's logic"
-        else:
-            why = "not answered"
-        lines.append(f"- {question} (`{concept}`: {why})")
-    return "\n".join(lines)
-
-
-def _suggestion(
-    template: Mapping[str, Any], hook_instance: str, rule_id: str, subject: str | None
-) -> dict[str, Any]:
-    suggestion: dict[str, Any] = {
-        key: _with_subject(value, subject) for key, value in template.items() if key != "id"
-    }
-    suggestion["uuid"] = str(
-        uuid.uuid5(CARD_NAMESPACE, f"{hook_instance}:{rule_id}:{template['id']}")
-    )
-    return suggestion
-
-
-def _with_subject(value: Any, subject: str | None) -> Any:
-    """Deep copy; "{subject}" becomes the QR subject, or the field holding it is dropped."""
-    if isinstance(value, Mapping):
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            if subject is None and _mentions_subject(item):
-                continue
-            out[key] = _with_subject(item, subject)
-        return out
-    if isinstance(value, list | tuple):
-        return [_with_subject(item, subject) for item in value]
-    if value == "{subject}":
-        return subject
-    return value
-
-
-def _mentions_subject(value: Any) -> bool:
-    if value == "{subject}":
-        return True
-    if isinstance(value, Mapping):
-        return any(item == "{subject}" for item in value.values())
-    return False
-
-
-__all__ = ["CARD_NAMESPACE", "CardTemplate", "card_uuid", "evaluate"]
+def _urgency_order(group: TopicGroup) -> tuple[int, int, int]:
+    indicator, urgency = INDICATOR_RANK[group.indicator], URGENCY_RANK[group.urgency]
+    return (indicator, urgency, group.primary.priority)

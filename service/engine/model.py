@@ -13,9 +13,27 @@ if TYPE_CHECKING:
 INDICATORS: tuple[str, ...] = ("critical", "warning", "info")
 INDICATOR_RANK: Mapping[str, int] = {name: rank for rank, name in enumerate(INDICATORS)}
 
+#: How soon to act, most urgent first (CLINICAL.md principle 8).
+URGENCIES: tuple[str, ...] = ("emergency", "same-day", "soon", "routine", "self-care")
+URGENCY_RANK: Mapping[str, int] = {name: rank for rank, name in enumerate(URGENCIES)}
+#: Rules of this urgency are self-care guidance: shown only while no critical/warning fires.
+SELF_CARE = "self-care"
+
+#: Who reads the card (CLINICAL.md principle 9).
+CLINICIAN = "clinician"
+PATIENT = "patient"
+VOICES: tuple[str, ...] = (CLINICIAN, PATIENT)
+
+#: QuestionnaireResponse.status of a form still being filled in (principle 10).
+IN_PROGRESS = "in-progress"
+
 YES = "yes"
 NO = "no"
 UNKNOWN = "unknown"
+
+
+def most_urgent(urgencies: tuple[str, ...] | list[str]) -> str:
+    return min(urgencies, key=URGENCY_RANK.__getitem__)
 
 
 @dataclass(frozen=True)
@@ -49,6 +67,8 @@ class Facts:
     notes: tuple[str, ...] = ()
     #: the QuestionnaireResponse subject reference (used in suggested resources)
     subject: str | None = None
+    #: QuestionnaireResponse.status ("in-progress" while the form is being filled in)
+    status: str = "completed"
 
 
 @dataclass(frozen=True)
@@ -66,22 +86,38 @@ class Section:
 
     when: Condition
     text: str
+    #: the paragraph in the patient's voice (None: the clinician text serves both)
+    patient: str | None = None
+
+
+@dataclass(frozen=True)
+class Text:
+    """A card's words in one voice; ``detail`` is markdown with {placeholders}."""
+
+    summary: str
+    detail: str
 
 
 @dataclass(frozen=True)
 class CardTemplate:
     summary: str
-    #: markdown with placeholders {evidence} {rule} and optionally {missing} {notes} {sections}
+    #: markdown with placeholders {evidence} {urgency} {missing} {notes} {sections}
     detail: str
     #: the topic's display, e.g. "Possible cauda equina syndrome"
     topic_display: str
-    source_url: str
+    #: the patient's voice (None: the clinician text serves both)
+    patient: Text | None = None
     links: tuple[Mapping[str, Any], ...] = ()
     #: CDS Hooks suggestions; "{subject}" in a resource is replaced by the QR subject
     suggestions: tuple[Mapping[str, Any], ...] = ()
     selection_behavior: str | None = None
     override_reasons: tuple[Mapping[str, Any], ...] = ()
     sections: tuple[Section, ...] = ()
+
+    def text(self, voice: str) -> Text:
+        if voice == PATIENT and self.patient is not None:
+            return self.patient
+        return Text(self.summary, self.detail)
 
 
 @dataclass(frozen=True)
@@ -94,25 +130,58 @@ class Rule:
     concepts: frozenset[str]
     condition: Condition
     card: CardTemplate
-    #: self-care rules are shown only when no critical/warning card fires
-    self_care: bool = False
-    #: order among rules of the same indicator (lower first)
+    #: order among rules of the same indicator and urgency (lower first)
     priority: int = 100
+    #: emergency | same-day | soon | routine | self-care
+    urgency: str = "routine"
+    #: the guidance the rule reads: ({"label": ..., "url": ...}, ...)
+    sources: tuple[Mapping[str, str], ...] = ()
+    #: the rule file's family and description (shown on the rule's page)
+    family: str = ""
+    description: str = ""
+
+    @property
+    def self_care(self) -> bool:
+        """Self-care rules are shown only when no critical/warning card fires."""
+        return self.urgency == SELF_CARE
+
+
+@dataclass(frozen=True)
+class UrgencyLevel:
+    """How one urgency level is said, per voice: the card's "How urgent" line."""
+
+    code: str
+    lines: Mapping[str, str]
+    #: wording that states this level's timeline (load-time safety check)
+    phrases: tuple[str, ...] = ()
+
+    def line(self, voice: str) -> str:
+        return self.lines.get(voice) or self.lines.get(CLINICIAN) or self.code
 
 
 @dataclass(frozen=True)
 class RuleSet:
     name: str
     version: str
-    #: sorted: by indicator (critical first), then priority, then id
+    #: sorted: by indicator (critical first), urgency, priority, then id
     rules: tuple[Rule, ...]
     #: plain-language question for each concept (used to say what to ask)
     questions: Mapping[str, str] = field(default_factory=dict)
     topic_system: str = ""
+    #: a human title, e.g. "Back-pain red-flag rules"
+    title: str = ""
+    description: str = ""
+    #: the wording of each urgency level, by code
+    urgencies: Mapping[str, UrgencyLevel] = field(default_factory=dict)
+    #: added after a card's "How urgent" line when another finding set it, by voice
+    raised_notes: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
         return f"{self.name} {self.version}"
+
+    def rule(self, rule_id: str) -> Rule | None:
+        return next((rule for rule in self.rules if rule.id == rule_id), None)
 
 
 @dataclass(frozen=True)
@@ -125,12 +194,16 @@ class Finding:
     evidence: tuple[Answer, ...]
     #: concepts the rule found unanswered / unknown / disabled
     missing: tuple[str, ...] = ()
+    urgency: str = "routine"
 
 
 @dataclass(frozen=True)
 class Evaluation:
-    #: CDS Hooks 2.0 card JSON, ordered critical > warning > info
+    #: CDS Hooks 2.0 card JSON, most urgent first
     cards: tuple[dict[str, Any], ...]
     findings: tuple[Finding, ...]
-    #: e.g. "backpain-redflags 1.0.0"
+    #: e.g. "backpain-redflags 2.0.0"
     rules_version: str
+    #: the most urgent finding's urgency (None when nothing fired)
+    disposition: str | None = None
+    voice: str = CLINICIAN

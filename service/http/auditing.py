@@ -1,68 +1,52 @@
-"""Every call under /cds-services/ (errors included) leaves an audit record.
+"""The audit record of one call under /cds-services/ or /intake/ (errors included), built
+from its trace.
 
-The record is assembled after the response is ready, from what the request
-path left on ``flask.g``; it never contains the JWT or the access token.
+Never contains the JWT or the access token: the trace holds references only.
 """
 
 from __future__ import annotations
 
-import time
-import uuid
-from datetime import UTC, datetime
-
-from flask import Flask, Response, g, request
-
 from service.audit.records import FiredRule, InvocationRecord, IssuedCard
-from service.hooks import HookResult
-from service.http.runtime import runtime
+from service.http.trace import RequestTrace
 
 
-def is_audited() -> bool:
-    """Whether this request leaves an audit record (every POST under /cds-services/)."""
-    return request.method == "POST" and request.path.startswith("/cds-services/")
-
-
-def build_record(response: Response, latency_ms: float) -> InvocationRecord:
-    result: HookResult | None = g.get("hook_result")
-    problem = g.get("problem")
-    path_parts = request.path.split("/")
-    service_id = path_parts[2] if len(path_parts) > 2 else None
-    fired: tuple[FiredRule, ...] = ()
-    cards: tuple[IssuedCard, ...] = ()
-    screening = result.screening if result else None
-    if screening is not None:
-        fired = tuple(
-            FiredRule(
-                rule_id=finding.rule_id,
-                rule_version=finding.rule_version,
-                evidence=tuple(
-                    {"linkId": a.link_id, "concept": a.concept, "answer": a.answer_code or a.value}
-                    for a in finding.evidence
-                ),
-            )
-            for finding in screening.evaluation.findings
+def build_record(trace: RequestTrace, status: int, latency_ms: float) -> InvocationRecord:
+    result = trace.result
+    screening = result.screening if result is not None else None
+    findings = screening.evaluation.findings if screening is not None else ()
+    fired = tuple(
+        FiredRule(
+            rule_id=finding.rule_id,
+            rule_version=finding.rule_version,
+            evidence=tuple(
+                {"linkId": a.link_id, "concept": a.concept, "answer": a.answer_code or a.value}
+                for a in finding.evidence
+            ),
         )
-        cards = tuple(
-            IssuedCard(
-                uuid=finding.card_uuid,
-                rule_id=finding.rule_id,
-                indicator=finding.indicator,
-                topic=finding.topic,
-            )
-            for finding in screening.evaluation.findings
+        for finding in findings
+    )
+    cards = tuple(
+        IssuedCard(
+            uuid=finding.card_uuid,
+            rule_id=finding.rule_id,
+            indicator=finding.indicator,
+            topic=finding.topic,
         )
+        for finding in findings
+    )
+    problem = trace.problem
     return InvocationRecord(
-        id=g.get("invocation_id") or uuid.uuid4(),
-        occurred_at=g.get("started_at") or datetime.now(UTC),
-        http_status=response.status_code,
+        id=trace.id,
+        occurred_at=trace.started_at,
+        http_status=status,
         latency_ms=latency_ms,
-        service_id=service_id[:200] if service_id else None,
-        hook=g.get("hook"),
-        hook_instance=(g.get("hook_instance") or "")[:64] or None,
-        client_iss=g.get("client_iss"),
-        tenant=g.get("tenant"),
-        patient_ref=g.get("patient_ref"),
-        encounter_ref=g.get("encounter_ref"),
+        service_id=trace.audit_service_id,
+        hook=trace.hook,
+        hook_instance=(trace.hook_instance or "")[:64] or None,
+        client_iss=trace.client_iss,
+        tenant=trace.tenant,
+        patient_ref=trace.patient_ref,
+        encounter_ref=trace.encounter_ref,
         qr_id=screening.qr_id if screening else None,
         qr_version=screening.qr_version if screening else None,
         qr_sha256=screening.qr_sha256 if screening else None,
@@ -74,18 +58,3 @@ def build_record(response: Response, latency_ms: float) -> InvocationRecord:
         error_code=problem.code if problem is not None else None,
         error_detail=problem.diagnostics[:1000] if problem is not None else None,
     )
-
-
-def install(app: Flask) -> None:
-    @app.before_request
-    def _start_clock() -> None:
-        g.started = time.perf_counter()
-        g.started_at = datetime.now(UTC)
-        g.invocation_id = uuid.uuid4()
-
-    @app.after_request
-    def _audit(response: Response) -> Response:
-        if is_audited():
-            latency_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
-            runtime().audit.record_invocation(build_record(response, latency_ms))
-        return response

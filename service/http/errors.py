@@ -10,46 +10,21 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from flask import Flask, Response, g, jsonify
+from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
+from service.http.problem import Problem
+from service.http.trace import current_or_none
+
+__all__ = [
+    "Problem",
+    "error_response",
+    "operation_outcome",
+    "register_error_handlers",
+    "unauthorized",
+]
+
 log = logging.getLogger(__name__)
-
-#: HTTP status -> FHIR IssueType code used when nothing more specific is known.
-_DEFAULT_ISSUE = {
-    400: "invalid",
-    401: "login",
-    403: "forbidden",
-    404: "not-found",
-    405: "not-supported",
-    412: "not-found",
-    413: "too-costly",
-    415: "not-supported",
-    422: "invalid",
-    429: "throttled",
-    500: "exception",
-    503: "transient",
-}
-
-
-class Problem(Exception):
-    """An error the client caused or must know about, with its HTTP status."""
-
-    def __init__(
-        self,
-        status: int,
-        diagnostics: str,
-        *,
-        code: str | None = None,
-        expression: Sequence[str] = (),
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(diagnostics)
-        self.status = status
-        self.diagnostics = diagnostics
-        self.code = code or _DEFAULT_ISSUE.get(status, "processing")
-        self.expression = tuple(expression)
-        self.headers = headers or {}
 
 
 def operation_outcome(
@@ -63,7 +38,9 @@ def operation_outcome(
 
 def error_response(problem: Problem) -> Response:
     """The single place that renders an error body."""
-    g.problem = problem  # read by the audit and the request log
+    trace = current_or_none()
+    if trace is not None:
+        trace.problem = problem  # read by the audit and the request log
     response = jsonify(operation_outcome(problem.code, problem.diagnostics, problem.expression))
     response.status_code = problem.status
     response.mimetype = "application/fhir+json"

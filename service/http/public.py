@@ -1,4 +1,5 @@
-"""Health, readiness, the contract, and the bundled intake Questionnaire(s)."""
+"""Health, readiness, the contract, the bundled intake Questionnaire(s), and the rule pages
+cards link to (`GET /rules/{rule-id}`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from flask import Blueprint, Response, jsonify, request, send_file
 
 from service import PROJECT_ROOT
 from service.http.errors import Problem
+from service.http.rule_page import rule_html, rule_json
 from service.http.runtime import runtime
 
 bp = Blueprint("public", __name__)
@@ -63,3 +65,24 @@ def search_questionnaire() -> Response:
         ],
     }
     return _fhir_json(bundle)
+
+
+def _wants_json() -> bool:
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json"
+
+
+@bp.get("/rules/<rule_id>")
+def read_rule(rule_id: str) -> Response:
+    """The rule a card's source.url names: HTML for people, JSON on Accept: application/json."""
+    ruleset = runtime().handler.knowledge.ruleset
+    rule = ruleset.rule(rule_id)
+    if rule is None:
+        raise Problem(404, f"Rule {rule_id} is not known", code="not-found")
+    if _wants_json():
+        url = f"{runtime().settings.public_url}/rules/{rule.id}"
+        response = jsonify(rule_json(ruleset, rule, url))
+    else:
+        response = Response(rule_html(ruleset, rule), mimetype="text/html")
+    response.headers["Vary"] = "Accept"
+    return response

@@ -1,4 +1,4 @@
-"""What one app instance holds: settings, knowledge, the audit port, the handler."""
+"""What one app instance holds: settings, the use cases and the audit port."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from flask import current_app
 
 from service.audit.records import AuditTrail
+from service.cds.feedback import FeedbackDesk
+from service.cds.hook import HookHandler
 from service.config import Settings
-from service.hooks import HookHandler
 
 EXTENSION_KEY = "backpain_cds"
 
@@ -17,6 +18,7 @@ EXTENSION_KEY = "backpain_cds"
 class Runtime:
     settings: Settings
     handler: HookHandler
+    feedback: FeedbackDesk
     audit: AuditTrail
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.server import ServerProcess, start_server
+from testkit.server import ServerProcess, start_server
 
 ServerFactory = Callable[..., ServerProcess]
 

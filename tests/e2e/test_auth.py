@@ -7,46 +7,49 @@ by a real loopback HTTP server.
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import jwt
 import pytest
 import requests
 
+from testkit.server import ServerProcess, free_port
+from testkit.signing import ClientKey, claims, jwks
 from tests.e2e.audit_db import audit_engine, wait_for_invocations
+from tests.e2e.auth_tokens import (
+    ALLOWED_ORIGIN,
+    BAD_TOKENS,
+    DISCOVERY,
+    EHR,
+    EHR_EC,
+    EHR_RSA,
+    INTAKE,
+    INTAKE_CANONICAL,
+    NO_DETAIL,
+    OFFLINE,
+    PUBLIC_URL,
+    SANDBOX,
+    SANDBOX_JKU,
+    SANDBOX_KEY,
+    ehr_token,
+    sandbox_token,
+)
 from tests.e2e.conftest import ServerFactory
 from tests.e2e.jwks_server import JwksPublisher
-from tests.e2e.server import ServerProcess, free_port
-from tests.signing import ClientKey, claims, jwks
-
-PUBLIC_URL = "https://cds.example.org"
-DISCOVERY = "/cds-services"
-INTAKE = "/cds-services/backpain-redflags-intake"
-EHR = "https://ehr.example.org"
-SANDBOX = "https://sandbox.cds-hooks.org"
-SANDBOX_JKU = "https://sandbox.cds-hooks.org/.well-known/jwks.json"
-OFFLINE = "https://offline-issuer.example.org"
-ALLOWED_ORIGIN = "https://sandbox.cds-hooks.org"
-INTAKE_CANONICAL = "https://fhir.backpain-cds.dev/Questionnaire/exercise-back-pain-intake"
-
-EHR_EC = ClientKey.es384("ehr-ec")
-EHR_RSA = ClientKey.rs384("ehr-rsa")
-SANDBOX_KEY = ClientKey.es384("sandbox-1")
-OFFLINE_KEY = ClientKey.es384("offline-1")
-
-NO_DETAIL = {
-    "resourceType": "OperationOutcome",
-    "issue": [{"severity": "error", "code": "login", "diagnostics": "Unauthorized"}],
-}
+from tests.e2e.misbehaving_server import BadAnswer, misbehaving_server
 
 #: every token sent, so the last test can check none reached a log
 SENT: list[str] = []
+
+
+#: an issuer whose key server drips its JWKS, a byte a second (each within the 2 s timeout)
+DRIPPING = "https://dripping-issuer.example.org"
+DRIPPING_KEY = ClientKey.es384("drip-1")
+DRIPPING_JWKS = BadAnswer(json.dumps(jwks(DRIPPING_KEY)).encode(), drip=6, interval=1.0)
 
 
 class Env:
@@ -58,13 +61,17 @@ class Env:
 
 @pytest.fixture(scope="module")
 def env(server_factory: ServerFactory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    with JwksPublisher(jwks(EHR_EC, EHR_RSA)).running() as publisher:
+    with (
+        JwksPublisher(jwks(EHR_EC, EHR_RSA)).running() as publisher,
+        misbehaving_server(DRIPPING_JWKS) as dripping,
+    ):
         issuers = {
             "issuers": [
                 {"iss": EHR, "jku": publisher.url, "tenant": "clinic-a"},
                 {"iss": SANDBOX, "jku": SANDBOX_JKU, "jwks": jwks(SANDBOX_KEY)},
                 # its key server is down: nothing listens on this port
                 {"iss": OFFLINE, "jku": f"http://127.0.0.1:{free_port()}/jwks.json"},
+                {"iss": DRIPPING, "jku": dripping + "/jwks.json"},
             ]
         }
         path: Path = tmp_path_factory.mktemp("auth") / "trusted-issuers.json"
@@ -98,135 +105,14 @@ def assert_unauthorized(response: requests.Response) -> None:
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-def ehr_token(path: str = DISCOVERY, key: ClientKey = EHR_EC, **overrides: Any) -> str:
-    return key.sign(claims(EHR, PUBLIC_URL + path, **overrides))
-
-
-def sandbox_token(path: str) -> str:
-    """Made the way the public CDS Hooks sandbox makes its own."""
-    now = int(time.time())
-    payload = {
-        "iss": SANDBOX,
-        "aud": PUBLIC_URL + path,
-        "exp": now + 300,
-        "iat": now,
-        "jti": str(uuid.uuid4()),
-    }
-    return SANDBOX_KEY.sign(payload, jku=SANDBOX_JKU)
-
-
-def _b64(data: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
-
-
-def _tampered() -> str:
-    header, _, signature = ehr_token().split(".")
-    forged = claims(EHR, PUBLIC_URL + DISCOVERY, tenant="another-clinic")
-    return f"{header}.{_b64(forged)}.{signature}"
-
-
-def _public_pem() -> bytes:
-    from cryptography.hazmat.primitives import serialization
-
-    return EHR_RSA.private.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-
-
-def _hs256_with_public_key() -> str:
-    # the classic algorithm-confusion attack: the public key used as an HMAC secret
-    import hashlib
-    import hmac
-
-    header = _b64({"alg": "HS256", "typ": "JWT", "kid": EHR_RSA.kid})
-    payload = _b64(claims(EHR, PUBLIC_URL + DISCOVERY))
-    mac = hmac.new(_public_pem(), f"{header}.{payload}".encode(), hashlib.sha256).digest()
-    return f"{header}.{payload}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
-
-
-def _alg_none() -> str:
-    header = _b64({"alg": "none", "typ": "JWT", "kid": EHR_EC.kid})
-    return f"{header}.{_b64(claims(EHR, PUBLIC_URL + DISCOVERY))}."
-
-
-#: case -> (token maker, the reason the server logs for it)
-BAD_TOKENS: dict[str, tuple[Callable[[], str], str]] = {
-    "expired": (
-        lambda: ehr_token(iat=int(time.time()) - 600, lifetime=-300),
-        "ExpiredSignatureError",
-    ),
-    "not yet valid (iat)": (
-        lambda: ehr_token(iat=int(time.time()) + 120),
-        "not yet valid (iat)",
-    ),
-    "not yet valid (nbf)": (
-        lambda: ehr_token(nbf=int(time.time()) + 120),
-        "not yet valid (nbf)",
-    ),
-    "wrong aud": (
-        lambda: EHR_EC.sign(claims(EHR, PUBLIC_URL + "/cds-services/other")),
-        "InvalidAudienceError",
-    ),
-    "aud of another host": (
-        lambda: EHR_EC.sign(claims(EHR, "https://evil.example/cds-services")),
-        "InvalidAudienceError",
-    ),
-    "unknown iss": (
-        lambda: EHR_EC.sign(claims("https://evil.example", PUBLIC_URL + DISCOVERY)),
-        "is not a trusted issuer",
-    ),
-    "jku not on the list": (
-        lambda: EHR_EC.sign(
-            claims(EHR, PUBLIC_URL + DISCOVERY), jku="https://evil.example/jwks.json"
-        ),
-        "jku 'https://evil.example/jwks.json' is not the one allowed",
-    ),
-    "sandbox jku for the ehr issuer": (
-        lambda: EHR_EC.sign(claims(EHR, PUBLIC_URL + DISCOVERY), jku=SANDBOX_JKU),
-        "is not the one allowed",
-    ),
-    "alg none": (_alg_none, "alg 'none' is not allowed"),
-    "HS256 with the public key as secret": (
-        _hs256_with_public_key,
-        "alg 'HS256' is not allowed",
-    ),
-    "HS256 via PyJWT": (
-        lambda: jwt.encode(
-            claims(EHR, PUBLIC_URL + DISCOVERY),
-            "a-shared-secret-of-at-least-32-bytes!",
-            algorithm="HS256",
-            headers={"kid": EHR_EC.kid},
-        ),
-        "alg 'HS256' is not allowed",
-    ),
-    "missing kid": (
-        lambda: EHR_EC.sign(claims(EHR, PUBLIC_URL + DISCOVERY), kid=None),
-        "kid missing",
-    ),
-    "unknown kid": (
-        lambda: EHR_EC.sign(claims(EHR, PUBLIC_URL + DISCOVERY), kid="rotated-away"),
-        "no key 'rotated-away'",
-    ),
-    "missing jti": (lambda: ehr_token(jti=None), 'missing the "jti" claim'),
-    "missing exp": (lambda: ehr_token(exp=None), 'missing the "exp" claim'),
-    "missing iat": (lambda: ehr_token(iat=None), 'missing the "iat" claim'),
-    "tampered payload": (_tampered, "InvalidSignatureError"),
-    "signed by a key the issuer does not hold": (
-        lambda: ClientKey.es384(EHR_EC.kid).sign(claims(EHR, PUBLIC_URL + DISCOVERY)),
-        "InvalidSignatureError",
-    ),
-    "sandbox-made token signed by someone else": (
-        lambda: OFFLINE_KEY.sign(
-            claims(SANDBOX, PUBLIC_URL + DISCOVERY), kid=SANDBOX_KEY.kid, jku=SANDBOX_JKU
-        ),
-        "InvalidSignatureError",
-    ),
-    "JWKS server down": (
-        lambda: OFFLINE_KEY.sign(claims(OFFLINE, PUBLIC_URL + DISCOVERY)),
-        "no key 'offline-1'",
-    ),
-    "garbage": (lambda: "not.a.jwt", "malformed JWT"),
-}
+def wait_for_log(server: ServerProcess, text: str, timeout: float = 5.0) -> list[str]:
+    """The server's log lines containing ``text``, once there is at least one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [line for line in server.log().splitlines() if text in line]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.02)
 
 
 def last_rejection(server: ServerProcess) -> str:
@@ -272,6 +158,14 @@ def test_a_good_token_from_a_jku_issuer_is_accepted(env: Env, key: ClientKey) ->
 def test_a_sandbox_style_token_is_accepted_with_pinned_keys(env: Env) -> None:
     response = call(env.first, DISCOVERY, sandbox_token(DISCOVERY))
     assert response.status_code == 200, response.text
+
+
+def test_a_dripping_key_server_cannot_hold_a_call_past_the_jwks_deadline(env: Env) -> None:
+    token = DRIPPING_KEY.sign(claims(DRIPPING, PUBLIC_URL + DISCOVERY))
+    assert_unauthorized(call(env.first, DISCOVERY, token))
+    [line] = wait_for_log(env.first, "no complete answer within 2.0s")
+    assert "JWKS refresh failed" in line and '"level": "WARNING"' in line
+    assert DRIPPING_JWKS.outcome() == "client gone"
 
 
 def test_the_token_protects_discovery_services_and_feedback(env: Env) -> None:
@@ -352,19 +246,29 @@ def test_the_sandbox_preflight_gets_cors_headers(env: Env) -> None:
     assert denied.headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
 
 
-def test_a_disallowed_origin_gets_no_cors_headers(env: Env) -> None:
+def test_a_disallowed_origin_gets_no_cors_headers_and_is_logged(env: Env) -> None:
+    origin = f"https://evil-{uuid.uuid4().hex[:8]}.example"
     response = requests.options(
         env.first.url(INTAKE),
         headers={
-            "Origin": "https://evil.example",
+            "Origin": origin,
             "Access-Control-Request-Method": "POST",
             "Access-Control-Request-Headers": "authorization, content-type",
         },
         timeout=10,
     )
     assert not [name for name in response.headers if name.lower().startswith("access-control")]
+    # the refusal is visible server-side: one INFO line naming the origin
+    refused = wait_for_log(env.first, f"CORS origin refused: {origin}")
+    assert len(refused) == 1 and '"level": "INFO"' in refused[0]
     plain = call(env.first, DISCOVERY, ehr_token(), Origin="https://evil.example")
     assert "Access-Control-Allow-Origin" not in plain.headers
+
+
+def test_trusting_the_sandbox_is_a_warning_at_start_up(env: Env) -> None:
+    # the env trusts the sandbox's iss (with test keys pinned): the log says what that means
+    [line] = wait_for_log(env.first, "private key is public")
+    assert '"level": "WARNING"' in line and SANDBOX in line
 
 
 def test_no_token_ever_reaches_the_server_log(env: Env) -> None:

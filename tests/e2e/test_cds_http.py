@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 import requests
 
-from tests.casekit import Case, build_qr, indicators_of, load_cases, topics_of
+from testkit.casekit import Case, build_qr, indicators_of, load_cases, topics_of
+from testkit.fhir_server import FakeFhirStore, fhir_server
+from testkit.server import ServerProcess
 from tests.e2e.contract import conforms
-from tests.e2e.fhir_server import FakeFhirStore, fhir_server
-from tests.e2e.server import ServerProcess
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 PATIENT_VIEW = "/cds-services/backpain-redflags-patient-view"
@@ -168,7 +168,9 @@ def test_412_when_fhir_server_fails(server: ServerProcess) -> None:
     with fhir_server(store) as base:
         response = post(server, PATIENT_VIEW, envelope(fhirServer=base))
     assert response.status_code == 412
-    assert "HTTP 503" in response.json()["issue"][0]["diagnostics"]
+    # the remote status is not echoed (it would make the service a port scanner); it is logged
+    diagnostics = response.json()["issue"][0]["diagnostics"]
+    assert "503" not in diagnostics and "fhirServer gave no usable answer" in diagnostics
 
 
 def test_412_when_fhir_server_has_no_intake(server: ServerProcess) -> None:
@@ -245,8 +247,16 @@ def test_health_readiness_and_contract(server: ServerProcess) -> None:
     assert spec.status_code == 200 and spec.text.startswith("openapi: 3.1")
 
 
+@pytest.fixture(scope="module")
+def rule_pages_seen() -> set[str]:
+    """Rule pages already fetched in this module (each is fetched once)."""
+    return set()
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_clinical_case_over_http(server: ServerProcess, case: Case) -> None:
+def test_clinical_case_over_http(
+    server: ServerProcess, case: Case, rule_pages_seen: set[str]
+) -> None:
     body = {
         "hook": "questionnaire-inprogress",
         "hookInstance": str(uuid.uuid4()),
@@ -257,6 +267,87 @@ def test_clinical_case_over_http(server: ServerProcess, case: Case) -> None:
     cards = response.json()["cards"]
     assert topics_of(cards) == case.expected_topics, case.description
     assert indicators_of(cards) == case.expected_indicators
+    for card in cards:
+        url = card["source"]["url"]
+        assert url.startswith(server.url("/rules/"))
+        if url not in rule_pages_seen:
+            page = conforms(requests.get(url, timeout=10))
+            assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+            rule_pages_seen.add(url)
+
+
+def provenance(card: dict[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = card["extension"]["dev.backpain-cds.provenance"]
+    return found
+
+
+def test_ehr_hooks_speak_to_the_clinician_the_intake_hook_to_the_patient(
+    server: ServerProcess,
+) -> None:
+    clinician = post(server, PATIENT_VIEW, sample_request()).json()["cards"][0]
+    body = envelope("questionnaire-inprogress", context={"questionnaireResponse": sample_qr()})
+    patient = post(server, INTAKE, body).json()["cards"][0]
+    assert provenance(clinician)["voice"] == "clinician"
+    assert provenance(patient)["voice"] == "patient"
+    assert clinician["source"]["topic"] == patient["source"]["topic"]
+    assert "send the patient" in clinician["detail"]
+    assert "Go to the nearest emergency department now" in patient["detail"]
+    assert clinician["suggestions"] and "suggestions" not in patient
+    for card in (clinician, patient):
+        assert "cauda-equina-red-flag" not in card["detail"] and "|" not in card["detail"]
+        assert provenance(card)["rules"][0]["id"] == "cauda-equina-red-flag"
+        assert card["source"]["url"] == server.url("/rules/cauda-equina-red-flag")
+
+
+def test_an_in_progress_intake_gets_red_flags_so_far_and_one_quiet_line(
+    server: ServerProcess,
+) -> None:
+    half = {"id": "half", "defaults": False, "answers": {"exercise-type": "impact"}}
+    qr = build_qr(half)
+    qr["status"] = "in-progress"
+    body = envelope("questionnaire-inprogress", context={"questionnaireResponse": qr})
+    cards = post(server, INTAKE, body).json()["cards"]
+    assert indicators_of(cards) == ("info",)
+    qr = build_qr({**half, "answers": {"bladder-dysfunction-new": "yes"}})
+    qr["status"] = "in-progress"
+    body = envelope("questionnaire-inprogress", context={"questionnaireResponse": qr})
+    cards = post(server, INTAKE, body).json()["cards"]
+    assert topics_of(cards) == ("cauda-equina", "screen-incomplete")
+    assert indicators_of(cards) == ("critical", "info")
+    qr["status"] = "completed"
+    body = envelope("questionnaire-inprogress", context={"questionnaireResponse": qr})
+    cards = post(server, INTAKE, body).json()["cards"]
+    assert indicators_of(cards) == ("critical", "warning")
+    assert len(provenance(cards[1])["missing"]) == 16
+
+
+def test_rule_page_as_html_and_json_and_404(server: ServerProcess) -> None:
+    html = conforms(requests.get(server.url("/rules/sciatica-below-knee"), timeout=10))
+    assert html.status_code == 200
+    assert html.headers["Content-Type"].startswith("text/html")
+    assert "Nerve root involvement (sciatica)" in html.text
+    assert "For the patient" in html.text and "cks.nice.org.uk" in html.text
+    data = conforms(
+        requests.get(
+            server.url("/rules/sciatica-below-knee"),
+            headers={"Accept": "application/json"},
+            timeout=10,
+        )
+    )
+    assert data.headers["Content-Type"].startswith("application/json")
+    rule = data.json()
+    assert (rule["id"], rule["urgency"], rule["indicator"]) == (
+        "sciatica-below-knee",
+        "soon",
+        "warning",
+    )
+    assert rule["url"] == server.url("/rules/sciatica-below-knee")
+    assert rule["ruleSet"]["name"] == "backpain-redflags"
+    assert rule["card"]["patient"]["summary"] and rule["sources"]
+    assert {"concept": "pain-radiation-extent"}.items() <= rule["reads"][0].items()
+    missing = conforms(requests.get(server.url("/rules/no-such-rule"), timeout=10))
+    assert missing.status_code == 404
+    assert missing.json()["resourceType"] == "OperationOutcome"
 
 
 def test_questionnaire_read_from_fhir_server_when_not_bundled(server: ServerProcess) -> None:

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from service.cli import main
-from tests.casekit import Case, indicators_of, load_cases, topics_of
+from testkit.casekit import Case, indicators_of, load_cases, topics_of
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "patient-view-request.json"
 CASES = load_cases()

@@ -20,8 +20,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from testkit.server import ServerProcess
 from tests.e2e.conftest import ServerFactory
-from tests.e2e.server import ServerProcess
 
 SPEC = Path(__file__).resolve().parents[2] / "openapi.yaml"
 #: per operation and generation mode; keeps the whole module well under a minute

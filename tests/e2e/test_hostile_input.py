@@ -18,8 +18,8 @@ import requests
 import yaml
 from sqlalchemy import Engine
 
+from testkit.server import ServerProcess
 from tests.e2e.audit_db import audit_engine, invocation_count, invocations
-from tests.e2e.server import ServerProcess
 
 CASES_FILE = Path(__file__).with_name("hostile_cases.yaml")
 CASES: list[dict[str, Any]] = yaml.safe_load(CASES_FILE.read_text(encoding="utf-8"))

@@ -18,9 +18,9 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.casekit import build_qr
+from testkit.casekit import build_qr
+from testkit.server import ROOT, ServerProcess, free_port
 from tests.e2e.conftest import ServerFactory
-from tests.e2e.server import ROOT, ServerProcess, free_port
 from tests.unit.test_deploy import image_command
 
 pytestmark = pytest.mark.e2e

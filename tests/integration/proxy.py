@@ -12,7 +12,7 @@ import socket
 import threading
 from types import TracebackType
 
-from tests.pg import free_port
+from testkit.pg import free_port
 
 
 class TcpProxy:

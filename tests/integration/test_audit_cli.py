@@ -16,8 +16,8 @@ from service.audit import migrate
 from service.audit.cli import audit_group, db_group
 from service.audit.db import make_engine, read_only
 from service.audit.spooling import SpoolingAuditTrail
+from testkit.pg import DatabaseFactory
 from tests.integration import records
-from tests.pg import DatabaseFactory
 
 pytestmark = pytest.mark.integration
 

@@ -17,9 +17,9 @@ from sqlalchemy import create_engine, text
 
 from service.audit.records import InvocationRecord
 from service.audit.spooling import SpoolingAuditTrail
+from testkit.pg import DatabaseFactory
 from tests.integration import records
 from tests.integration.trails import trail_on
-from tests.pg import DatabaseFactory
 
 pytestmark = pytest.mark.integration
 

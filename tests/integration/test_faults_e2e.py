@@ -20,11 +20,11 @@ import requests
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from tests.e2e.server import ROOT, ServerProcess, clean_env, free_port, serve_args, start_server
+from testkit.pg import DatabaseFactory
+from testkit.server import ROOT, ServerProcess, clean_env, free_port, serve_args, start_server
+from testkit.signing import ClientKey, claims, jwks
 from tests.integration.proxy import TcpProxy
 from tests.integration.test_timeouts import table_locked
-from tests.pg import DatabaseFactory
-from tests.signing import ClientKey, claims, jwks
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, inspect
 from service.audit import migrate
 from service.audit.models import metadata
 from service.audit.partitions import include_in_autogenerate, is_partition_table
-from tests.pg import DatabaseFactory
+from testkit.pg import DatabaseFactory
 
 pytestmark = pytest.mark.integration
 

@@ -16,10 +16,10 @@ from service.audit.models import invocation, metadata
 from service.audit.records import AuditUnavailable, InvocationRecord
 from service.audit.spool import Spool, SpoolEntry
 from service.audit.state import AuditHooks
+from testkit.pg import DatabaseFactory, free_port
 from tests.integration import records
 from tests.integration.proxy import TcpProxy
 from tests.integration.trails import trail_on
-from tests.pg import DatabaseFactory, free_port
 
 pytestmark = pytest.mark.integration
 

@@ -27,9 +27,9 @@ from service.audit.partitions import (
 from service.audit.records import InvocationRecord
 from service.audit.spool import Spool, SpoolEntry
 from service.audit.spooling import SpoolingAuditTrail
+from testkit.pg import DatabaseFactory
 from tests.integration import records
 from tests.integration.trails import trail_on
-from tests.pg import DatabaseFactory
 
 pytestmark = pytest.mark.integration
 

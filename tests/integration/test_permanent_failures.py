@@ -24,9 +24,9 @@ from service.audit.records import InvocationRecord
 from service.audit.spool import SpoolEntry
 from service.audit.spooling import SpoolingAuditTrail
 from service.audit.state import AuditHooks
+from testkit.pg import DatabaseFactory
 from tests.integration import records
 from tests.integration.trails import trail_on
-from tests.pg import DatabaseFactory
 
 pytestmark = pytest.mark.integration
 

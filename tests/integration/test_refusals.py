@@ -18,8 +18,8 @@ from service.audit.audit_cli import audit_group
 from service.audit.models import invocation, refused_call
 from service.audit.refusals import OTHER_CLIENTS, RefusalCounter
 from service.audit.spooling import SpoolingAuditTrail
+from testkit.pg import DatabaseFactory
 from tests.integration.trails import trail_on
-from tests.pg import DatabaseFactory
 
 pytestmark = pytest.mark.integration
 

@@ -17,9 +17,9 @@ from service.audit.factory import create_audit_trail
 from service.audit.records import AuditUnavailable, ReplayUnavailable
 from service.audit.spooling import SpoolingAuditTrail
 from service.config import Settings
+from testkit.pg import DatabaseFactory
 from tests.integration import records
 from tests.integration.proxy import TcpProxy
-from tests.pg import DatabaseFactory
 
 pytestmark = pytest.mark.integration
 

@@ -17,9 +17,9 @@ from service.audit.factory import create_audit_trail
 from service.audit.spool import SpoolEntry
 from service.audit.state import AuditHooks
 from service.config import Settings
+from testkit.pg import DatabaseFactory
 from tests.integration import records
 from tests.integration.proxy import TcpProxy
-from tests.pg import DatabaseFactory
 
 pytestmark = pytest.mark.integration
 

@@ -19,8 +19,8 @@ from sqlalchemy import create_engine, select, text
 from service.audit.factory import create_audit_trail
 from service.audit.models import invocation
 from service.config import Settings
+from testkit.pg import DatabaseFactory
 from tests.integration import records
-from tests.pg import DatabaseFactory
 
 pytestmark = pytest.mark.integration
 

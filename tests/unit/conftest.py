@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-TESTS_DIR = Path(__file__).resolve().parent.parent
-if str(TESTS_DIR) not in sys.path:
-    sys.path.insert(0, str(TESTS_DIR))  # for ``import casekit``
-
-from service import PROJECT_ROOT  # noqa: E402
-from service.screening import Knowledge  # noqa: E402
+from service import PROJECT_ROOT
+from service.knowledge import Knowledge
 
 
 @pytest.fixture(scope="session")

@@ -6,12 +6,13 @@ No timing is asserted here; the figures themselves come from ``make bench``.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bench import report
+from bench import readme, report
 from bench.engine_bench import count_answers, qr_with_answers, synthetic_facts, synthetic_ruleset
 from bench.load import Target, wrk_script
 from bench.pace import PLACEHOLDER, PaceConfig, Requests
@@ -103,11 +104,12 @@ def test_wrk_script_names_the_path_and_files(tmp_path: Path) -> None:
 
 def test_report_renders_verdicts_and_growth() -> None:
     results = {
-        "headline": {"ratio": 0.25, "p99_ms": 18.0},
         "throughput": {
             "floor": {"title": "floor", "rps": 800.0, "vs_floor": 1.0, "errors": 0},
+            "hook_no_auth": {"title": "no auth", "rps": 320.0, "vs_floor": 0.4, "errors": 0},
             "hook": {"title": "hook", "rps": 200.0, "vs_floor": 0.25, "errors": 0},
         },
+        "latency": {"hook": {"latency_ms": {"p99": 18.0}}},
         "engine": {
             "rules": {
                 "unit": "rules",
@@ -119,8 +121,37 @@ def test_report_renders_verdicts_and_growth() -> None:
         },
     }
     text = report.render(results)
-    assert "| hook / floor throughput (auth + audit on) | 0.25 | >= 0.5 | NOT met |" in text
-    assert "| hook p99 at half its max rate | 18.0 ms | < 25 ms | met |" in text
+    assert (
+        "| full hook / floor, req/s (ES384 per call, PostgreSQL audit) | 0.25 | >= 0.25 | met |"
+        in text
+    )
+    assert "| hook with auth off / floor, req/s (audit on) | 0.40 | >= 0.5 | NOT met |" in text
+    assert "| full hook p99 at half its max rate | 18.0 ms | <= 25 ms | met |" in text
+    assert "screen() per answer (1,000-answer QR, in process) | n/a us | <= 20 us | n/a |" in text
+    assert "peer" not in text  # not asked for
     assert "| hook | 200.0 | 0.25 |" in text
     assert "evaluate() vs rule count: linear (or better)" in text
     assert "| 100 | 100.0 | 1.00 | x10.0 | 1.00 |" in text
+
+
+def test_readme_after_cells_are_filled_from_a_run() -> None:
+    text = "a <!-- after:full_ratio -->n/a<!-- /after --> b <!-- after:zz -->x<!-- /after -->"
+    filled = readme.fill(text, {"full_ratio": "0.31"})
+    assert (
+        filled
+        == "a <!-- after:full_ratio -->0.31<!-- /after --> b <!-- after:zz -->x<!-- /after -->"
+    )
+    assert readme.fill(filled, {"full_ratio": "0.40"}).count("0.40") == 1  # refillable
+
+
+def test_every_after_value_has_a_cell_in_the_readme() -> None:
+    results = {
+        "throughput": {"floor": {"rps": 1000.0}, "hook": {"rps": 300.0, "vs_floor": 0.3}},
+        "costs": {"parse (fast path)": 120.0},
+        "finished_at": "2026-12-01T00:00:00+00:00",
+    }
+    values = readme.after_values(results)
+    assert values["full_ratio"] == "0.30" and values["parse_us"] == "120 us"
+    text = (Path(__file__).resolve().parents[2] / "bench" / "README.md").read_text()
+    cells = set(re.findall(r"<!-- after:([a-z0-9_]+) -->", text))
+    assert cells == set(values)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import pytest
@@ -63,3 +64,56 @@ def test_fhir_json_is_accepted() -> None:
         "/", method="POST", data=b'{"a": 1}', content_type="application/fhir+json"
     ):
         assert read_json_object(request, max_depth=64) == {"a": 1}
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'{"qr": {"item": [{"linkId": "1", "text": "\\ud800"}]}}',
+        b'{"k\\udfff": 1}',
+        b'{"a": ["ok", "tail \\udc00"]}',
+        b'{"a": "\xed\xa0\x80"}',
+    ],
+)
+def test_a_lone_surrogate_is_a_400_not_a_500(data: bytes) -> None:
+    app = Flask(__name__)
+    with (
+        app.test_request_context("/", method="POST", data=data, content_type="application/json"),
+        pytest.raises(Problem) as caught,
+    ):
+        read_json_object(request, max_depth=64)
+    assert caught.value.status == 400
+    assert "surrogate" in caught.value.diagnostics
+
+
+def test_an_escaped_surrogate_pair_is_text() -> None:
+    app = Flask(__name__)
+    data = b'{"a": "\\ud83d\\ude00 \\u00e9"}'
+    with app.test_request_context("/", method="POST", data=data, content_type="application/json"):
+        assert read_json_object(request, max_depth=64) == {"a": "\U0001f600 \u00e9"}
+
+
+def chunked(data: bytes) -> dict[str, Any]:
+    return {
+        "method": "POST",
+        "input_stream": io.BytesIO(data),
+        "content_type": "application/json",
+        "headers": {"Transfer-Encoding": "chunked"},
+        "environ_overrides": {"wsgi.input_terminated": True},
+    }
+
+
+def test_a_chunked_body_over_the_cap_is_413_not_truncated_json() -> None:
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = 100
+    body = b'{"a": "' + b"x" * 10_000 + b'"}'
+    with app.test_request_context("/", **chunked(body)), pytest.raises(Problem) as caught:
+        read_json_object(request, max_depth=64)
+    assert caught.value.status == 413
+
+
+def test_a_chunked_body_under_the_cap_is_read_whole() -> None:
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = 100
+    with app.test_request_context("/", **chunked(b'{"a": "' + b"x" * 80 + b'"}')):
+        assert read_json_object(request, max_depth=64) == {"a": "x" * 80}

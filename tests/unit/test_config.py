@@ -30,6 +30,8 @@ def test_environment_is_read() -> None:
     assert settings.trusted_issuers_file == Path("/etc/cds/issuers.json")
     assert settings.cors_origins == ("https://sandbox.cds-hooks.org", "https://portal.example.org")
     assert settings.max_body_bytes == 2048
+    assert Settings.from_env({}).emergency_number is None
+    assert Settings.from_env({"EMERGENCY_NUMBER": " 112 "}).emergency_number == "112"
 
 
 @pytest.mark.parametrize(
@@ -39,6 +41,7 @@ def test_environment_is_read() -> None:
         ("MAX_BODY_BYTES", "lots"),
         ("MAX_BODY_BYTES", "0"),
         ("FHIR_TIMEOUT_SECONDS", "-1"),
+        ("EMERGENCY_NUMBER", "call 999 now"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:

@@ -25,9 +25,13 @@ from kubernetes_validate.utils import ValidationError, validate
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from service.auth.issuers import (
+    PUBLICLY_KEYED_ISSUERS,
+    load_trusted_issuers,
+    parse_trusted_issuers,
+)
 from service.cli import main as cli_main
 from service.config import Settings
-from service.http.security import load_trusted_issuers, parse_trusted_issuers
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -282,14 +286,51 @@ def test_configmap_and_secret_values_are_valid_settings() -> None:
     assert settings.trusted_issuers_file is not None
 
 
-def test_example_issuer_files_parse() -> None:
-    example = load_trusted_issuers(DEPLOY / "trusted-issuers.example.json")
-    assert "https://sandbox.cds-hooks.org" in example
+#: deploy/dev-only/ holds what must never back a real deployment.
+DEV_ONLY = DEPLOY / "dev-only"
+SANDBOX_ISS = "https://sandbox.cds-hooks.org"
+#: The kid in the header of every token the public CDS Hooks sandbox sends (recorded on loopback).
+SANDBOX_KID = "44823f3d-0b01-4a6c-a80e-b9d3e8a7226f"
+
+
+def _example_issuer_documents() -> dict[str, Any]:
+    """Every issuers file deploy/ ships or mounts, dev-only/ excepted, by where it is."""
+    documents: dict[str, Any] = {}
+    for path in sorted(DEPLOY.rglob("*.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if DEV_ONLY not in path.parents and isinstance(data, dict) and "issuers" in data:
+            documents[str(path.relative_to(DEPLOY))] = data
     issuers = next(
         doc for doc in _by_kind("ConfigMap") if doc["metadata"]["name"] == "backpain-cds-issuers"
     )
     mounted = Path(_config_env()["CDS_TRUSTED_ISSUERS"]).name
-    assert parse_trusted_issuers(json.loads(issuers["data"][mounted]), "k8s ConfigMap")
+    documents["k8s ConfigMap backpain-cds-issuers"] = json.loads(issuers["data"][mounted])
+    return documents
+
+
+def test_example_issuer_files_parse() -> None:
+    documents = _example_issuer_documents()
+    assert {"trusted-issuers.example.json", "k8s ConfigMap backpain-cds-issuers"} <= set(documents)
+    for where, document in documents.items():
+        assert parse_trusted_issuers(document, where)
+
+
+def test_no_example_trusts_an_issuer_whose_private_key_is_public() -> None:
+    assert SANDBOX_ISS in PUBLICLY_KEYED_ISSUERS  # its private key is in its repository
+    for where, document in _example_issuer_documents().items():
+        trusted = set(parse_trusted_issuers(document, where))
+        assert not trusted & set(PUBLICLY_KEYED_ISSUERS), f"{where} trusts a public key"
+
+
+def test_the_dev_only_file_trusts_the_sandbox_by_its_published_public_key() -> None:
+    path = DEV_ONLY / "trusted-issuers.sandbox.json"
+    [entry] = json.loads(path.read_text(encoding="utf-8"))["issuers"]
+    assert all("d" not in jwk for jwk in entry["jwks"]["keys"])
+    sandbox = load_trusted_issuers(path)[SANDBOX_ISS]
+    assert sandbox.jku == "https://sandbox.cds-hooks.org/.well-known/jwks.json"
+    assert sandbox.pinned_keys is not None
+    [key] = list(sandbox.pinned_keys)
+    assert (key.key_id, key.algorithm_name) == (SANDBOX_KID, "ES384")
 
 
 # ------------------------------------------------------------------ compose

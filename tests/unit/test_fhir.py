@@ -6,17 +6,18 @@ import json
 from pathlib import Path
 
 import pytest
-from casekit import build_qr
 
 from service import PROJECT_ROOT
+from service.cds.screen import canonical_sha256, screen
 from service.fhir import (
     InvalidResource,
-    QuestionnaireLibrary,
     extract_facts,
     parse_questionnaire_response,
     resolve_questionnaire,
 )
-from service.screening import Knowledge, canonical_sha256, screen
+from service.knowledge import Knowledge
+from service.knowledge.questionnaires import QuestionnaireLibrary
+from testkit.casekit import build_qr
 
 INTAKE = "https://fhir.backpain-cds.dev/Questionnaire/exercise-back-pain-intake"
 
@@ -40,9 +41,6 @@ def test_too_many_items_is_rejected(knowledge: Knowledge) -> None:
     qr["item"] = [{"linkId": f"x{i}"} for i in range(30)]
     with pytest.raises(InvalidResource, match="more than 20 items"):
         screen(qr, knowledge, hook_instance="h", max_items=20)
-    parsed = parse_questionnaire_response(qr)
-    with pytest.raises(InvalidResource):
-        extract_facts(parsed, None, max_items=20, vocabulary=knowledge.vocabulary)
 
 
 def test_library_lookups(knowledge: Knowledge) -> None:
@@ -55,13 +53,13 @@ def test_library_lookups(knowledge: Knowledge) -> None:
     assert len(lib.search(INTAKE)) == 1 and lib.search("https://x.example/Q") == []
 
 
-def test_library_refuses_a_draft_form(tmp_path: Path) -> None:
+def test_library_refuses_a_draft_form(tmp_path: Path, knowledge: Knowledge) -> None:
     src = PROJECT_ROOT / "questionnaires" / "Questionnaire-exercise-back-pain-intake.json"
     data = json.loads(src.read_text())
     data["status"] = "draft"
     (tmp_path / "q.json").write_text(json.dumps(data))
     with pytest.raises(InvalidResource, match=r"q\.json: Questionnaire\.status must be active"):
-        QuestionnaireLibrary.load(tmp_path)
+        QuestionnaireLibrary.load(tmp_path, knowledge.vocabulary, knowledge.terminology)
 
 
 def test_resolution_order(knowledge: Knowledge) -> None:
@@ -111,7 +109,8 @@ def test_facts_values_and_most_alarming_answer(knowledge: Knowledge) -> None:
     )
     parsed = parse_questionnaire_response(qr)
     q, _ = resolve_questionnaire(parsed, knowledge.library)
-    facts = extract_facts(parsed, q, vocabulary=knowledge.vocabulary)
+    assert q is not None
+    facts = extract_facts(parsed, knowledge.library.index_of(q), knowledge.vocabulary)
     assert facts.answers["hours-since-onset"].value == 336
     assert facts.answers["pain-severity"].value == 8
     assert facts.answers["fever"].value == "unknown"
@@ -127,7 +126,8 @@ def test_enable_when_disables_context_items(knowledge: Knowledge) -> None:
     )  # fmt: skip
     parsed = parse_questionnaire_response(qr)
     q, _ = resolve_questionnaire(parsed, knowledge.library)
-    facts = extract_facts(parsed, q, vocabulary=knowledge.vocabulary)
+    assert q is not None
+    facts = extract_facts(parsed, knowledge.library.index_of(q), knowledge.vocabulary)
     assert facts.disabled == {
         "spine-rounding-under-load", "spine-overarching-under-load",
         "sharp-localised-pain-after-twisting",
@@ -143,5 +143,5 @@ def test_screening_record(knowledge: Knowledge) -> None:
     assert result.qr_sha256 == canonical_sha256(json.loads(json.dumps(qr)))
     assert len(result.qr_sha256) == 64
     assert result.questionnaire == f"{INTAKE}|1.0.0"
-    assert result.evaluation.rules_version == "backpain-redflags 1.0.0"
+    assert result.evaluation.rules_version == "backpain-redflags 2.0.0"
     assert screen(qr, knowledge, hook_instance="h") == result

@@ -7,26 +7,12 @@ from typing import Any
 
 import pytest
 
-from service.hooks import (
-    BadRequest,
-    DataUnavailable,
-    HookHandler,
-    QuestionnaireResponseInvalid,
-    build_catalogue,
-    newest_questionnaire_response,
-)
+from service.cds.catalogue import build_catalogue
+from service.cds.errors import BadRequest, DataUnavailable, QuestionnaireResponseInvalid
+from service.cds.hook import check_subject
+from service.cds.locate import locate, newest_questionnaire_response
 
 CANONICAL = "https://fhir.backpain-cds.dev/Questionnaire/exercise-back-pain-intake"
-
-
-@dataclass
-class FakeLibrary:
-    intake_canonical: str = CANONICAL
-
-
-@dataclass
-class FakeKnowledge:
-    library: FakeLibrary = field(default_factory=FakeLibrary)
 
 
 @dataclass
@@ -53,10 +39,6 @@ def qr(authored: str | None, ident: str) -> dict[str, Any]:
 
 def bundle(*resources: dict[str, Any]) -> dict[str, Any]:
     return {"resourceType": "Bundle", "entry": [{"resource": r} for r in resources]}
-
-
-def handler(fhir: FakeFhir | None = None) -> HookHandler:
-    return HookHandler(FakeKnowledge(), fhir or FakeFhir(), max_items=100)  # type: ignore[arg-type]
 
 
 def request(**extra: Any) -> dict[str, Any]:
@@ -91,28 +73,30 @@ def test_catalogue_ids_and_prefetch() -> None:
 
 
 def test_context_wins_over_prefetch() -> None:
-    h = handler()
-    service = h.services["backpain-redflags-patient-view"]
-    found, source = h.locate(
-        service,
+    found, source = locate(
         request(
             context={"questionnaireResponse": qr(None, "ctx")},
             prefetch={"intake": qr(None, "pre")},
         ),
+        FakeFhir(),
+        CANONICAL,
+        server_allowed=True,
     )
     assert (found["id"], source) == ("ctx", "context")
 
 
 def test_prefetch_then_fhir_server() -> None:
     fhir = FakeFhir(bundle=bundle(qr("2026-01-01", "remote")))
-    h = handler(fhir)
-    service = h.services["backpain-redflags-patient-view"]
-    found, source = h.locate(service, request(prefetch={"intake": qr(None, "pre")}))
+    found, source = locate(
+        request(prefetch={"intake": qr(None, "pre")}), fhir, CANONICAL, server_allowed=True
+    )
     assert (found["id"], source) == ("pre", "prefetch")
     assert fhir.calls == []
-    found, source = h.locate(
-        service,
+    found, source = locate(
         request(fhirServer="http://fhir", fhirAuthorization={"access_token": "t"}),
+        fhir,
+        CANONICAL,
+        server_allowed=True,
     )
     assert (found["id"], source) == ("remote", "fhirServer")
     assert fhir.calls[0][0] == "http://fhir" and fhir.calls[0][2] == "t"
@@ -129,21 +113,36 @@ def test_prefetch_then_fhir_server() -> None:
     ],
 )
 def test_unobtainable_is_data_unavailable(extra: dict[str, Any]) -> None:
-    h = handler(FakeFhir(bundle=None))
     with pytest.raises(DataUnavailable):
-        h.locate(h.services["backpain-redflags-patient-view"], request(**extra))
+        locate(request(**extra), FakeFhir(bundle=None), CANONICAL, server_allowed=True)
 
 
 def test_prefetch_that_is_not_an_object_is_bad_request() -> None:
-    h = handler()
     with pytest.raises(BadRequest):
-        h.locate(h.services["backpain-redflags-patient-view"], request(prefetch={"intake": [1]}))
+        locate(request(prefetch={"intake": [1]}), FakeFhir(), CANONICAL, server_allowed=True)
 
 
 def test_subject_must_be_the_context_patient() -> None:
     with pytest.raises(QuestionnaireResponseInvalid):
-        HookHandler._check_subject({"subject": {"reference": "Patient/p2"}}, {"patientId": "p1"})
-    HookHandler._check_subject({"subject": {"reference": "Patient/p1"}}, {"patientId": "p1"})
-    HookHandler._check_subject(
-        {"subject": {"reference": "Patient/p1/_history/3"}}, {"patientId": "p1"}
+        check_subject({"subject": {"reference": "Patient/p2"}}, {"patientId": "p1"})
+    check_subject({"subject": {"reference": "Patient/p1"}}, {"patientId": "p1"})
+    check_subject({"subject": {"reference": "Patient/p1/_history/3"}}, {"patientId": "p1"})
+
+
+def test_a_server_not_allowed_is_never_contacted() -> None:
+    fhir = FakeFhir(bundle=bundle(qr("2026-01-01", "remote")))
+    with pytest.raises(DataUnavailable, match="not allowed"):
+        locate(
+            request(fhirServer="http://elsewhere", fhirAuthorization={"access_token": "t"}),
+            fhir,
+            CANONICAL,
+            server_allowed=False,
+        )
+    assert fhir.calls == []
+    found, source = locate(
+        request(prefetch={"intake": qr(None, "pre")}, fhirServer="http://elsewhere"),
+        fhir,
+        CANONICAL,
+        server_allowed=False,
     )
+    assert (found["id"], source) == ("pre", "prefetch")

@@ -1,4 +1,5 @@
-"""service.observability in process: request ids, the JSON log line, /metrics per app."""
+"""The request lifecycle in process: request ids, the JSON log line, /metrics per app,
+and the audit record written with the status actually sent."""
 
 from __future__ import annotations
 
@@ -6,33 +7,36 @@ import json
 import logging
 import uuid
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from flask import Flask, g, jsonify
+from flask import Flask, Response, jsonify
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.config import Settings
+from service.audit.records import InvocationRecord
 from service.engine.model import Finding
+from service.http import lifecycle
+from service.http import trace as tracing
 from service.http.errors import Problem, register_error_handlers
-from service.observability import (
-    REQUEST_LOGGER,
-    JsonFormatter,
-    accepted_request_id,
-    install,
-    logging_config,
-)
+from service.http.logs import REQUEST_LOGGER, JsonFormatter, logging_config
+from service.http.metrics import MetricsEndpoint
+from service.http.trace import accepted_request_id
 
 
 class Health:
-    """The audit trail's health, as the test sets it."""
+    """The audit trail's health, as the test sets it; keeps the records it is given."""
 
     def __init__(self, database: str = "up", spool_depth: int = 0) -> None:
         self.state: dict[str, Any] = {"database": database, "spool_depth": spool_depth}
+        self.records: list[InvocationRecord] = []
 
     def health(self) -> Mapping[str, Any]:
         return dict(self.state)
+
+    def record_invocation(self, record: InvocationRecord) -> None:
+        self.records.append(record)
 
 
 def _finding(rule_id: str, indicator: str) -> Finding:
@@ -48,15 +52,32 @@ def _finding(rule_id: str, indicator: str) -> Finding:
 
 def make_app(health: Health) -> Flask:
     app = Flask(__name__)
-    install(app, Settings(), health)
     register_error_handlers(app)
+    endpoint = MetricsEndpoint(health, None)
+    lifecycle.install(
+        app,
+        audit=health,  # type: ignore[arg-type]
+        endpoint=endpoint,
+        services={},
+        clock=lambda: datetime(2026, 12, 1, tzinfo=UTC),
+        new_id=uuid.uuid4,
+    )
+    app.add_url_rule("/metrics", "metrics", endpoint.view)
 
     @app.post("/cds-services/<service_id>")
     def call(service_id: str) -> Any:
-        g.hook = "patient-view"
+        trace = tracing.current()
+        trace.hook = "patient-view"
         findings = (_finding("cauda-equina", "critical"), _finding("sciatica", "warning"))
-        g.hook_result = SimpleNamespace(
-            screening=SimpleNamespace(evaluation=SimpleNamespace(findings=findings))
+        trace.result = SimpleNamespace(  # type: ignore[assignment]
+            screening=SimpleNamespace(
+                evaluation=SimpleNamespace(findings=findings, rules_version="r 1"),
+                qr_id=None,
+                qr_version=None,
+                qr_sha256=None,
+                questionnaire=None,
+            ),
+            qr_source="context",
         )
         return jsonify({"cards": []})
 
@@ -157,9 +178,7 @@ def test_one_json_line_per_request_without_the_token(caplog: pytest.LogCaptureFi
     assert response.status_code == 412
     records = [r for r in caplog.records if r.name == REQUEST_LOGGER]
     assert len(records) == 1
-    with app.test_request_context():
-        g.request_id = "req-1"
-        line = JsonFormatter().format(records[0])
+    line = JsonFormatter().format(records[0])
     entry = json.loads(line)
     assert entry["request_id"] == "req-1"
     assert entry["status"] == 412
@@ -198,3 +217,26 @@ def test_failed_audit_database_operations_are_counted_once() -> None:
     health.state["database_errors"] = 5
     client.get("/healthz")
     assert samples(app)[key] == 5.0
+
+
+def test_the_audit_records_the_status_sent_even_when_a_late_hook_fails() -> None:
+    health = Health()
+    app = make_app(health)
+
+    @app.after_request
+    def _fails(response: Response) -> Response:
+        if response.status_code == 200 and response.mimetype == "application/json":
+            raise RuntimeError("late failure after a successful screen")
+        return response
+
+    response = app.test_client().post("/cds-services/backpain-redflags-intake", json={})
+    assert response.status_code == 500
+    assert [r.http_status for r in health.records] == [500]
+    assert response.headers["X-Request-ID"]
+
+
+def test_one_trace_id_is_the_invocation_id_and_the_request_id() -> None:
+    health = Health()
+    response = make_app(health).test_client().post("/cds-services/x", json={})
+    assert [str(r.id) for r in health.records] == [response.headers["X-Request-ID"]]
+    assert health.records[0].occurred_at == datetime(2026, 12, 1, tzinfo=UTC)

@@ -10,9 +10,10 @@ import yaml
 
 from service import PROJECT_ROOT
 from service.fhir import validate_resource
-from service.rules import RuleFileError, load_ruleset
-from service.screening import Knowledge
-from service.terminology import ICD10CM, SNOMED, Terminology
+from service.knowledge import Knowledge
+from service.knowledge.rule_files import load_ruleset
+from service.knowledge.rule_schema import RuleFileError
+from service.knowledge.terminology import ICD10CM, SNOMED, Terminology
 
 RULES = PROJECT_ROOT / "rules"
 FAMILIES = {
@@ -24,6 +25,7 @@ FAMILIES = {
     "persistence.yaml",
     "screen-incomplete.yaml",
     "self-care.yaml",
+    "ruleset.yaml",
 }
 
 
@@ -34,7 +36,7 @@ def terminology() -> Terminology:
 
 def test_one_file_per_family_and_all_topics(knowledge: Knowledge) -> None:
     assert {p.name for p in RULES.glob("*.yaml")} == FAMILIES
-    assert knowledge.ruleset.label == "backpain-redflags 1.0.0"
+    assert knowledge.ruleset.label == "backpain-redflags 2.0.0"
     assert {r.topic for r in knowledge.ruleset.rules} == set(knowledge.terminology.topics())
 
 
@@ -127,8 +129,64 @@ def _broken(tmp_path: Path, name: str, edit) -> Path:  # type: ignore[no-untyped
             "overrideReasons",
         ),
         ("sciatica.yaml", lambda d: d["rules"][0].update(unexpected=1), "rules[0].unexpected"),
-        ("sciatica.yaml", lambda d: d.update(version="2.0.0"), "disagree"),
-        ("cauda-equina.yaml", lambda d: d["rules"][0].update(indicator="warning"), "critical"),
+        ("sciatica.yaml", lambda d: d.update(version="3.0.0"), "disagree"),
+        (
+            "cauda-equina.yaml",
+            lambda d: d["rules"][0].update(indicator="warning", urgency="same-day"),
+            "critical",
+        ),
+        ("sciatica.yaml", lambda d: d["rules"][0]["card"].pop("patient"), "rules[0].card.patient"),
+        ("sciatica.yaml", lambda d: d["rules"][0].pop("urgency"), "rules[0].urgency"),
+        ("sciatica.yaml", lambda d: d["rules"][0].update(urgency="whenever"), "rules[0].urgency"),
+        ("sciatica.yaml", lambda d: d["rules"][0].update(urgency="emergency"), "takes urgency"),
+        ("sciatica.yaml", lambda d: d["rules"][0].pop("sources"), "rules[0].sources"),
+        (
+            "sciatica.yaml",
+            lambda d: d["rules"][0]["card"].update(source={"url": "https://www.nice.org.uk/"}),
+            "rules[0].card.source",
+        ),
+        (
+            "sciatica.yaml",
+            lambda d: d["rules"][0]["card"].update(detail="{evidence} {rule}"),
+            "unknown placeholder(s) ['rule']",
+        ),
+        (
+            "sciatica.yaml",
+            lambda d: d["rules"][0]["card"]["patient"].update(detail="Go to a doctor."),
+            "rules[0].card.patient",
+        ),
+        (
+            "sciatica.yaml",
+            lambda d: d["rules"][0]["card"]["patient"].update(
+                detail="See a physio within days. {urgency}"
+            ),
+            "slower than the disposition",
+        ),
+        (
+            "neurological.yaml",
+            lambda d: d["rules"][1]["card"].update(
+                summary="Neurological symptoms: see a doctor today."
+            ),
+            "'see a doctor today' (same-day)",
+        ),
+        (
+            "self-care.yaml",
+            lambda d: d["rules"][0].update(when={"always": True}),
+            "self-care cards ['immediate-steps']",
+        ),
+        (
+            "screen-incomplete.yaml",
+            lambda d: d["rules"][0].update(
+                when={
+                    "unanswered": {
+                        "valueSet": "https://fhir.backpain-cds.dev/ValueSet/red-flag-screen"
+                    }
+                }
+            ),
+            "not at most one quiet line",
+        ),
+        ("ruleset.yaml", lambda d: d["urgency"].pop("soon"), "wording missing for ['soon']"),
+        ("ruleset.yaml", lambda d: d.update(version="2.0.1"), "disagree"),
         (
             "cauda-equina.yaml",
             lambda d: d["rules"][0]["card"]["suggestions"][0]["actions"][0]["resource"].update(
@@ -162,5 +220,8 @@ def test_unreadable_yaml_and_empty_folder(tmp_path: Path, terminology: Terminolo
     with pytest.raises(RuleFileError, match="no rule files"):
         load_ruleset(tmp_path, terminology)
     (tmp_path / "bad.yaml").write_text("rules: [unclosed\n")
+    with pytest.raises(RuleFileError, match=r"ruleset\.yaml: missing"):
+        load_ruleset(tmp_path, terminology)
+    shutil.copy(RULES / "ruleset.yaml", tmp_path / "ruleset.yaml")
     with pytest.raises(RuleFileError, match=r"bad\.yaml: not readable YAML"):
         load_ruleset(tmp_path, terminology)

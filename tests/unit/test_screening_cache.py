@@ -1,4 +1,4 @@
-"""Validated QRs are reused by content hash; different content is validated afresh."""
+"""A Screener reuses validated QRs by content hash; different content is validated afresh."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ from typing import Any
 
 import pytest
 
-from service import fhir, screening
-from service.screening import Knowledge, screen
-from tests.casekit import build_qr, topics_of
+from service import fhir
+from service.cds import screen as screen_module
+from service.cds.screen import BoundedCache, Screener
+from service.knowledge import Knowledge
+from testkit.casekit import build_qr, topics_of
 
 
 class CountingParser:
@@ -26,35 +28,44 @@ def test_same_content_is_validated_once(
     knowledge: Knowledge, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     parser = CountingParser()
-    monkeypatch.setattr(fhir, "parse_questionnaire_response", parser)
-    monkeypatch.setattr(screening, "_PARSED", screening._ParsedCache(4))
+    monkeypatch.setattr(screen_module.fhir, "parse_questionnaire_response", parser)
+    screener = Screener(knowledge, cache_size=4)
     qr = build_qr({"id": "cache-1", "answers": {"saddle-anaesthesia": "yes"}})
 
-    first = screen(qr, knowledge, hook_instance="a")
-    second = screen(copy.deepcopy(qr), knowledge, hook_instance="b")
+    first = screener.screen(qr, hook_instance="a")
+    second = screener.screen(copy.deepcopy(qr), hook_instance="b")
     assert parser.calls == 1
     assert topics_of(first.evaluation.cards) == topics_of(second.evaluation.cards)
     assert first.evaluation.cards[0]["uuid"] != second.evaluation.cards[0]["uuid"]
 
     changed = build_qr({"id": "cache-1", "answers": {"saddle-anaesthesia": "no"}})
-    third = screen(changed, knowledge, hook_instance="c")
+    third = screener.screen(changed, hook_instance="c")
     assert parser.calls == 2
     assert "cauda-equina" not in topics_of(third.evaluation.cards)
 
 
-def test_invalid_content_is_never_cached(
+def test_two_screeners_keep_their_own_cache(
     knowledge: Knowledge, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(screening, "_PARSED", screening._ParsedCache(4))
+    parser = CountingParser()
+    monkeypatch.setattr(screen_module.fhir, "parse_questionnaire_response", parser)
+    qr = build_qr({"id": "cache-3"})
+    Screener(knowledge).screen(qr, hook_instance="a")
+    Screener(knowledge).screen(qr, hook_instance="a")
+    assert parser.calls == 2
+
+
+def test_invalid_content_is_never_cached(knowledge: Knowledge) -> None:
+    screener = Screener(knowledge, cache_size=4)
     qr = build_qr({"id": "cache-2"})
     qr["authored"] = "not a date"
     for _ in range(2):
         with pytest.raises(fhir.InvalidResource):
-            screen(qr, knowledge, hook_instance="x")
+            screener.screen(qr, hook_instance="x")
 
 
 def test_cache_is_bounded() -> None:
-    cache = screening._ParsedCache(2)
+    cache: BoundedCache[str, fhir.QuestionnaireResponse] = BoundedCache(2)
     models = [fhir.parse_questionnaire_response(build_qr({"id": f"b{i}"})) for i in range(3)]
     for index, model in enumerate(models):
         cache.put(str(index), model)

@@ -10,7 +10,13 @@ import pytest
 
 from service import PROJECT_ROOT
 from service.fhir import validate_resource
-from service.terminology import ICD10CM, LOCAL_SYSTEM, SNOMED, Terminology, TerminologyError
+from service.knowledge.terminology import (
+    ICD10CM,
+    LOCAL_SYSTEM,
+    SNOMED,
+    Terminology,
+    TerminologyError,
+)
 
 with warnings.catch_warnings():
     # simple-icd-10-cm 1.5 loads its data with the deprecated importlib.resources.read_text

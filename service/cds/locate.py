@@ -1,0 +1,131 @@
+"""Where a hook call's QuestionnaireResponse comes from, in order:
+
+``context.questionnaireResponse`` | ``prefetch.intake`` (a QR, or a searchset
+Bundle whose newest ``authored`` wins) | a search on ``fhirServer`` with the
+bearer ``access_token`` | else ``DataUnavailable`` (412).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from service.cds.catalogue import PREFETCH_KEY, intake_query
+from service.cds.errors import BadRequest, DataUnavailable
+
+
+class FhirSource(Protocol):
+    """The client's FHIR server (``service.fhir.client.FhirClient``)."""
+
+    def search(self, base: str, query: str, token: str | None) -> dict[str, Any]: ...
+
+    def questionnaire(
+        self, base: str, canonical: str, token: str | None
+    ) -> dict[str, Any] | None: ...
+
+
+class FhirServerGuard(Protocol):
+    """Which fhirServer may be called for which client (``service.auth.FhirServerPolicy``)."""
+
+    def allows(self, iss: str | None, url: str) -> bool: ...
+
+
+#: The 412 text when a request names a fhirServer not allowed for its client: it says
+#: nothing of the server (never contacted) and nothing a prober could learn from.
+NOT_ALLOWED = "fhirServer is not allowed for this client"
+
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+
+
+def _authored(resource: Mapping[str, Any]) -> datetime:
+    """``authored`` as an aware instant; partial or missing dates sort earliest-first."""
+    value = resource.get("authored")
+    if not isinstance(value, str):
+        return _EARLIEST
+    text = value + "-01" * max(0, 2 - value.count("-")) if "T" not in value else value
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return _EARLIEST
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def newest_questionnaire_response(bundle: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The QR with the newest ``authored`` in a searchset Bundle."""
+    found: list[dict[str, Any]] = []
+    for entry in bundle.get("entry") or []:
+        resource = entry.get("resource") if isinstance(entry, Mapping) else None
+        if isinstance(resource, dict) and resource.get("resourceType") == "QuestionnaireResponse":
+            found.append(resource)
+    return max(found, key=_authored) if found else None
+
+
+def locate(
+    request: Mapping[str, Any],
+    fhir: FhirSource,
+    intake_canonical: str,
+    *,
+    server_allowed: bool,
+) -> tuple[dict[str, Any], str]:
+    """The QR JSON and where it came from: context | prefetch | fhirServer.
+
+    ``server_allowed``: whether the request's fhirServer may be called for this client;
+    when it may not, the server is never contacted and the answer is 412.
+    """
+    context = request["context"]
+    in_context = context.get("questionnaireResponse")
+    if in_context is not None:
+        if not isinstance(in_context, dict):
+            raise BadRequest(
+                "context.questionnaireResponse must be a FHIR resource (JSON object)",
+                "context.questionnaireResponse",
+            )
+        return in_context, "context"
+
+    prefetch = request.get("prefetch") or {}
+    if PREFETCH_KEY in prefetch:
+        return _from_prefetch(prefetch[PREFETCH_KEY]), "prefetch"
+
+    server = request.get("fhirServer")
+    patient = context.get("patientId")
+    if server and isinstance(patient, str) and patient:
+        if not server_allowed:
+            raise DataUnavailable(NOT_ALLOWED)
+        token = (request.get("fhirAuthorization") or {}).get("access_token")
+        try:
+            bundle = fhir.search(server, intake_query(intake_canonical, patient), token)
+        except RuntimeError as exc:
+            raise DataUnavailable(
+                f"QuestionnaireResponse could not be read from fhirServer: {exc}"
+            ) from exc
+        found = newest_questionnaire_response(bundle)
+        if found is None:
+            raise DataUnavailable(
+                "fhirServer holds no completed intake QuestionnaireResponse for this patient"
+            )
+        return found, "fhirServer"
+
+    raise DataUnavailable(
+        f"No QuestionnaireResponse: give context.questionnaireResponse, prefetch "
+        f"'{PREFETCH_KEY}', or fhirServer (with fhirAuthorization) and context.patientId"
+    )
+
+
+def _from_prefetch(value: Any) -> dict[str, Any]:
+    if value is None:
+        raise DataUnavailable(
+            f"prefetch '{PREFETCH_KEY}' is null: the client found no intake QuestionnaireResponse"
+        )
+    if not isinstance(value, dict):
+        raise BadRequest(
+            f"prefetch '{PREFETCH_KEY}' must be a FHIR resource", f"prefetch.{PREFETCH_KEY}"
+        )
+    if value.get("resourceType") == "Bundle":
+        found = newest_questionnaire_response(value)
+        if found is None:
+            raise DataUnavailable(
+                f"prefetch '{PREFETCH_KEY}' Bundle holds no QuestionnaireResponse"
+            )
+        return found
+    return value  # a QR, or something else that parsing rejects with 422

@@ -1,0 +1,165 @@
+"""The screen: QuestionnaireResponse JSON in, findings and cards out; no HTTP, no SQL.
+
+QR JSON -> parse (fhir.resources R4B) -> resolve its Questionnaire -> facts ->
+pure engine. A ``Screener`` owns its caches: validated QRs by content hash (an
+EHR re-sends the same intake each time the chart opens, and validation is most
+of a screen's cost) and the form indexes of Questionnaires that are not bundled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from service import fhir
+from service.engine import CLINICIAN, Evaluation, evaluate
+from service.fhir import conformance
+from service.knowledge import Knowledge
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+@dataclass(frozen=True)
+class Screening:
+    evaluation: Evaluation
+    qr_id: str | None
+    qr_version: str | None
+    #: sha256 of the QR's canonical JSON (sort_keys, compact separators, UTF-8)
+    qr_sha256: str
+    #: canonical|version of the Questionnaire used, else the QR's reference
+    questionnaire: str | None
+    #: contained | bundled | fhirServer | unresolved
+    questionnaire_resolution: str
+    subject: str | None
+
+
+def canonical_sha256(resource: Mapping[str, Any]) -> str:
+    text = json.dumps(resource, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class BoundedCache(Generic[K, V]):
+    """A thread-safe LRU map of at most ``size`` entries (``size`` 0 keeps nothing)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
+
+    def put(self, key: K, value: V) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
+class Screener:
+    """Screens QRs against one loaded ``Knowledge``; safe to share between threads."""
+
+    def __init__(
+        self,
+        knowledge: Knowledge,
+        *,
+        max_items: int = 2000,
+        cache_size: int = 256,
+        public_url: str = "",
+    ) -> None:
+        self.knowledge = knowledge
+        self.max_items = max_items
+        #: the service's public base URL: cards' source.url is <public_url>/rules/<id>
+        self.public_url = public_url
+        fhir.compiled_response_model()  # build the fast FHIR validation now, not on a call
+        #: validated QR models by content hash; only valid models, never mutated
+        self.parsed: BoundedCache[str, fhir.QuestionnaireResponse] = BoundedCache(cache_size)
+        #: form indexes of contained or fetched Questionnaires, by model identity
+        self._forms: BoundedCache[int, tuple[fhir.Questionnaire, fhir.FormIndex]] = BoundedCache(64)
+
+    def screen(
+        self,
+        qr: Mapping[str, Any],
+        *,
+        hook_instance: str,
+        fetch_questionnaire: Callable[[str], dict[str, Any] | None] | None = None,
+        voice: str = CLINICIAN,
+        strict: bool = False,
+    ) -> Screening:
+        """Raises ``fhir.InvalidResource`` when ``qr`` is not a valid R4 QuestionnaireResponse,
+        or breaks its Questionnaire's constraints (``conformance``; ``strict``: the portal's).
+
+        ``fetch_questionnaire(canonical)`` returns the Questionnaire JSON or None; it is
+        only called when the form is neither contained nor bundled. ``voice``: the
+        cards' words for a clinician (EHR hooks) or a patient (intake hook, portal).
+        """
+        fhir.count_items(qr, self.max_items)
+        sha256 = canonical_sha256(qr)
+        parsed = self.parsed.get(sha256)
+        if parsed is None:
+            parsed = fhir.parse_questionnaire_response(qr)
+            self.parsed.put(sha256, parsed)
+        library = self.knowledge.library
+        questionnaire, resolution = fhir.resolve_questionnaire(parsed, library, fetch_questionnaire)
+        form = self._index(questionnaire) if questionnaire is not None else None
+        conformance.require(parsed, questionnaire, form, strict=strict)
+        facts = fhir.extract_facts(parsed, form, self.knowledge.vocabulary)
+        evaluation = evaluate(
+            self.knowledge.ruleset,
+            facts,
+            hook_instance=hook_instance,
+            voice=voice,
+            base_url=self.public_url,
+        )
+        used = parsed.questionnaire
+        if questionnaire is not None and questionnaire.url:
+            version = f"|{questionnaire.version}" if questionnaire.version else ""
+            used = questionnaire.url + version
+        return Screening(
+            evaluation=evaluation,
+            qr_id=parsed.id,
+            qr_version=parsed.meta.versionId if parsed.meta is not None else None,
+            qr_sha256=sha256,
+            questionnaire=used,
+            questionnaire_resolution=resolution,
+            subject=facts.subject,
+        )
+
+    def _index(self, questionnaire: fhir.Questionnaire) -> fhir.FormIndex:
+        bundled = self.knowledge.library.index_of(questionnaire)
+        if bundled is not None:
+            return bundled
+        cached = self._forms.get(id(questionnaire))
+        if cached is not None and cached[0] is questionnaire:
+            return cached[1]
+        index = fhir.FormIndex.build(questionnaire, self.knowledge.vocabulary)
+        self._forms.put(id(questionnaire), (questionnaire, index))
+        return index
+
+
+def screen(
+    qr: Mapping[str, Any],
+    knowledge: Knowledge,
+    *,
+    hook_instance: str,
+    fetch_questionnaire: Callable[[str], dict[str, Any] | None] | None = None,
+    max_items: int = 2000,
+    voice: str = CLINICIAN,
+    public_url: str = "",
+) -> Screening:
+    """One screen with no caches kept (the CLI, tests, one-off callers)."""
+    screener = Screener(knowledge, max_items=max_items, cache_size=0, public_url=public_url)
+    return screener.screen(
+        qr, hook_instance=hook_instance, fetch_questionnaire=fetch_questionnaire, voice=voice
+    )

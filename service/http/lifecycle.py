@@ -1,0 +1,145 @@
+"""One request from start to end, in one place and in a fixed order:
+
+1. start: the request's ``RequestTrace`` (one id, one clock), then the gates
+   (client authentication) in the order given;
+2. the view fills the trace;
+3. end, once the response is final (status included, error handlers and every
+   ``after_request`` hook done): the audit record, the metrics, one JSON log line.
+
+The end runs in a WSGI middleware around the Flask app, so what is recorded is
+what was sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask
+
+from service.http import trace as tracing
+from service.http.auditing import build_record
+from service.http.metrics import HealthSource, Metrics, MetricsEndpoint, service_label
+from service.http.trace import REQUEST_ID_HEADER, RequestTrace
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+    from service.audit.records import AuditTrail
+
+request_log = logging.getLogger("service.request")
+
+Gate = Callable[[RequestTrace], None]
+_MAX_PATH = 256
+_MAX_HOOK = 64
+
+
+def log_fields(trace: RequestTrace, status: int, latency_ms: float, service: str) -> dict[str, Any]:
+    """The request's log line: references only, never PHI or tokens."""
+    findings = trace.result.screening.evaluation.findings if trace.result is not None else ()
+    return {
+        "request_id": trace.request_id,
+        "method": trace.method,
+        "path": trace.path[:_MAX_PATH],
+        "endpoint": trace.endpoint,
+        "service": service or None,
+        "status": status,
+        "latency_ms": round(latency_ms, 2),
+        "hook": trace.hook[:_MAX_HOOK] if trace.hook else None,
+        "rules": [f.rule_id for f in findings],
+        "indicators": [f.indicator for f in findings],
+        "error": trace.problem.code if trace.problem is not None else None,
+        "invocation_id": str(trace.id) if trace.is_audited else None,
+        "client_iss": trace.client_iss,
+    }
+
+
+class _AuditErrorSync:
+    """Carries the audit store's count of failed database operations into the counter."""
+
+    def __init__(self, audit: HealthSource, metrics: Metrics) -> None:
+        self._audit = audit
+        self._metrics = metrics
+        self._seen = 0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> None:
+        try:
+            total = self._audit.health().get("database_errors")
+        except Exception:
+            return
+        if not isinstance(total, int):
+            return
+        with self._lock:
+            delta, self._seen = total - self._seen, max(total, self._seen)
+        if delta > 0:
+            self._metrics.database_errors.labels(check="audit").inc(delta)
+
+
+class RequestEnd:
+    """WSGI middleware: sees the final status, then audits, counts and logs the request."""
+
+    def __init__(
+        self,
+        wsgi_app: WSGIApplication,
+        audit: AuditTrail,
+        endpoint: MetricsEndpoint,
+        services: Mapping[str, Any],
+    ) -> None:
+        self._app = wsgi_app
+        self._audit = audit
+        self._metrics = endpoint.metrics
+        self._services = services
+        self._sync_audit_errors = _AuditErrorSync(audit, endpoint.metrics)
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        sent: list[int] = []
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            trace = environ.get(tracing.ENVIRON_KEY)
+            if isinstance(trace, RequestTrace):
+                headers.append((REQUEST_ID_HEADER, trace.request_id))
+            sent.append(int(status.split(" ", 1)[0]))
+            return start_response(status, headers, exc_info)
+
+        body = self._app(environ, capture)
+        trace = environ.get(tracing.ENVIRON_KEY)
+        if isinstance(trace, RequestTrace) and sent:
+            self.finish(trace, sent[-1])
+        return body
+
+    def finish(self, trace: RequestTrace, status: int) -> None:
+        latency_ms = trace.elapsed_ms()
+        if trace.is_audited:
+            self._audit.record_invocation(build_record(trace, status, latency_ms))
+        service = service_label(trace, self._services)
+        self._metrics.observe(trace, status, latency_ms, service)
+        self._sync_audit_errors()
+        request_log.info(
+            "request", extra={"fields": log_fields(trace, status, latency_ms, service)}
+        )
+
+
+def install(
+    app: Flask,
+    *,
+    audit: AuditTrail,
+    endpoint: MetricsEndpoint,
+    services: Mapping[str, Any],
+    clock: Callable[[], datetime],
+    new_id: Callable[[], uuid.UUID],
+    gates: Sequence[Gate] = (),
+) -> None:
+    """Start every request with its trace and gates; end it in the WSGI middleware."""
+
+    @app.before_request
+    def _start() -> None:
+        trace = tracing.begin(clock(), new_id())
+        for gate in gates:
+            gate(trace)
+
+    app.wsgi_app = RequestEnd(app.wsgi_app, audit, endpoint, services)  # type: ignore[method-assign]
