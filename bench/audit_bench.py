@@ -3,7 +3,7 @@
 A dedicated database (created here, dropped at the end) is migrated with Alembic,
 then filled in bulk with ``generate_series`` (one issued card per invocation, like a
 screen with one red flag). At each size the real write path,
-``SqlAuditTrail.record_invocation``, is timed for a few hundred realistic records,
+``SpoolingAuditTrail.record_invocation``, is timed for a few hundred realistic records,
 together with the replay-store write each authenticated call also makes
 (``remember_jti``).
 """
@@ -22,8 +22,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, text
 
 from bench.stats import LatencySummary, ratio
+from service.audit.factory import create_audit_trail
 from service.audit.records import FiredRule, InvocationRecord, IssuedCard
-from service.audit.store import create_audit_trail
 from service.config import Settings
 
 FILL_CHUNK = 500_000

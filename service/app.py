@@ -55,7 +55,7 @@ def create_app(
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     if audit is None:
-        from service.audit.store import create_audit_trail
+        from service.audit.factory import create_audit_trail
 
         audit = create_audit_trail(settings)
     screener = Screener(

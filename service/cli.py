@@ -39,9 +39,11 @@ def serve(host: str, port: int, workers: int | None, threads: int | None) -> Non
 
     configure_logging(settings.log_level)
     from service.app import load_knowledge
+    from service.audit.factory import check_spool_dir
     from service.http.security import check_settings
 
     try:
+        check_spool_dir(settings.spool_dir)  # writable before gunicorn binds
         check_settings(settings)  # issuers file, CORS origins
         load_knowledge(settings)  # rules/terminology/questionnaires validate before binding
     except (ConfigError, ValueError, OSError) as exc:

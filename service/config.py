@@ -123,6 +123,17 @@ class Settings:
     spool_dir: Path = Path("var/spool")
     #: Seconds between attempts to drain the spool into the database.
     spool_drain_interval: float = 2.0
+    #: Cap on the spool directory (all workers' files); past it, records are dropped.
+    spool_max_bytes: int = 256 * 1024 * 1024
+    #: Longest an audit or replay statement may run / wait for a lock, milliseconds;
+    #: past it the record is spooled and the call answered (the database counts as down).
+    audit_statement_timeout_ms: int = 1000
+    audit_lock_timeout_ms: int = 200
+    #: Calls refused before authentication are counted per client per window this long.
+    audit_refusal_window_seconds: int = 60
+    #: Refuse authenticated calls (503) while PostgreSQL, the replay store shared by all
+    #: pods, is unreachable, instead of relying on this pod's own replay ledger.
+    replay_fail_closed: bool = False
     rules_dir: Path = PROJECT_ROOT / "rules"
     questionnaires_dir: Path = PROJECT_ROOT / "questionnaires"
     terminology_dir: Path = PROJECT_ROOT / "terminology"
@@ -177,6 +188,15 @@ class Settings:
             spool_drain_interval=_float(
                 env, "AUDIT_SPOOL_DRAIN_SECONDS", base.spool_drain_interval
             ),
+            spool_max_bytes=_int(env, "AUDIT_SPOOL_MAX_BYTES", base.spool_max_bytes),
+            audit_statement_timeout_ms=_int(
+                env, "AUDIT_STATEMENT_TIMEOUT_MS", base.audit_statement_timeout_ms
+            ),
+            audit_lock_timeout_ms=_int(env, "AUDIT_LOCK_TIMEOUT_MS", base.audit_lock_timeout_ms),
+            audit_refusal_window_seconds=_int(
+                env, "AUDIT_REFUSAL_WINDOW_SECONDS", base.audit_refusal_window_seconds
+            ),
+            replay_fail_closed=_bool(env, "CDS_REPLAY_FAIL_CLOSED", base.replay_fail_closed),
             rules_dir=_path(env, "RULES_DIR", base.rules_dir),
             questionnaires_dir=_path(env, "QUESTIONNAIRES_DIR", base.questionnaires_dir),
             terminology_dir=_path(env, "TERMINOLOGY_DIR", base.terminology_dir),

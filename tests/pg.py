@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from service.audit.store import SqlAuditTrail, create_audit_trail
+from service.audit.factory import create_audit_trail
+from service.audit.spooling import SpoolingAuditTrail
 from service.config import Settings
 from testkit.pg import DatabaseFactory, NoPostgres, postgres_server
 
@@ -43,8 +44,8 @@ def database_url(make_database: DatabaseFactory) -> str:
 
 
 @pytest.fixture
-def audit_trail(database_url: str, tmp_path: Path) -> Iterator[SqlAuditTrail]:
-    """A started ``SqlAuditTrail`` on ``database_url`` with its own spool directory."""
+def audit_trail(database_url: str, tmp_path: Path) -> Iterator[SpoolingAuditTrail]:
+    """A started ``SpoolingAuditTrail`` on ``database_url`` with its own spool directory."""
     settings = Settings(
         database_url=database_url, spool_dir=tmp_path / "spool", spool_drain_interval=0.2
     )

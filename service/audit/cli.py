@@ -1,20 +1,18 @@
 """Command-line groups mounted under ``backpain-cds``: ``db`` (migrations), ``audit`` (read-only).
 
-Both read DATABASE_URL through ``Settings.from_env()``.
+Both read DATABASE_URL through ``Settings.from_env()``; ``audit`` lives in ``audit_cli.py``.
 """
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, date, datetime
-
 import click
 
 from service.audit import migrate, partitions
-from service.audit.codec import json_default
+from service.audit.audit_cli import audit_group
 from service.audit.db import make_engine
-from service.audit.report import INDICATORS, AuditEntry, AuditQuery, find_invocations
 from service.config import Settings
+
+__all__ = ["audit_group", "db_group"]
 
 
 def _database_url() -> str:
@@ -120,93 +118,3 @@ def db_current() -> None:
     url = _database_url()
     click.echo(f"current: {migrate.current(url) or 'base'}")
     click.echo(f"head:    {migrate.head()}")
-
-
-def _instant(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
-    """An ISO 8601 date or date-time; without a zone it is taken as UTC."""
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise click.BadParameter(f"{value!r} is not an ISO 8601 date or date-time") from exc
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
-
-
-@click.group("audit")
-def audit_group() -> None:
-    """Read the audit trail (read-only)."""
-
-
-@audit_group.command("show")
-@click.option("--patient", help="Patient reference (Patient/123 or 123).")
-@click.option("--since", callback=_instant, help="From this time (inclusive), e.g. 2025-01-31.")
-@click.option("--until", callback=_instant, help="Up to this time (exclusive).")
-@click.option("--service", help="CDS service id.")
-@click.option("--indicator", type=click.Choice(INDICATORS), help="Only calls with such a card.")
-@click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True)
-@click.option(
-    "--format", "output", type=click.Choice(["table", "json"]), default="table", show_default=True
-)
-def audit_show(
-    patient: str | None,
-    since: datetime | None,
-    until: datetime | None,
-    service: str | None,
-    indicator: str | None,
-    limit: int,
-    output: str,
-) -> None:
-    """What we told whom about which patient, and what they did with it."""
-    query = AuditQuery(
-        patient=patient,
-        since=since,
-        until=until,
-        service=service,
-        indicator=indicator,
-        limit=limit,
-    )
-    settings = Settings.from_env()
-    engine = make_engine(settings.database_url, connect_timeout=settings.db_connect_timeout)
-    try:
-        entries = find_invocations(engine, query)
-    finally:
-        engine.dispose()
-    if output == "json":
-        payload = [entry.to_json() for entry in entries]
-        click.echo(json.dumps(payload, default=json_default, indent=2, ensure_ascii=False))
-        return
-    if not entries:
-        click.echo("no matching invocations")
-        return
-    for entry in entries:
-        click.echo(_table_lines(entry))
-
-
-def _when(value: datetime | date) -> str:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-    return value.isoformat()
-
-
-def _table_lines(entry: AuditEntry) -> str:
-    head = (
-        f"{_when(entry.occurred_at)}  {entry.patient_ref or '-'}  "
-        f"service={entry.service_id or '-'}  hook={entry.hook or '-'}  "
-        f"client={entry.client_iss or '-'}  status={entry.http_status}"
-    )
-    if entry.error_code:
-        head += f"  error={entry.error_code}"
-    lines = [head, f"    invocation {entry.id}  rules {entry.rules_version or '-'}"]
-    if not entry.cards:
-        lines.append("    no cards")
-    for card in entry.cards:
-        lines.append(f"    [{card.indicator}] {card.rule_id} ({card.topic})  card {card.card_uuid}")
-        if not card.feedback:
-            lines.append("        feedback: none")
-        for fb in card.feedback:
-            reason = ""
-            if fb.override_reason:
-                reason = "  reason: " + json.dumps(fb.override_reason, ensure_ascii=False)
-            lines.append(f"        feedback: {fb.outcome} at {_when(fb.outcome_timestamp)}{reason}")
-    return "\n".join(lines)

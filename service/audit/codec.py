@@ -10,7 +10,14 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from service.audit.records import FeedbackRecord, FiredRule, InvocationRecord, IssuedCard
+from service.audit.records import (
+    AuditRecord,
+    FeedbackRecord,
+    FiredRule,
+    InvocationRecord,
+    IssuedCard,
+    RefusalCount,
+)
 
 
 def json_default(value: object) -> Any:
@@ -26,11 +33,32 @@ def json_default(value: object) -> Any:
     raise TypeError(f"audit: cannot encode {type(value).__name__} as JSON")
 
 
-def dumps(value: object) -> str:
-    """Compact, key-sorted JSON (stable, so it can be hashed)."""
+def dumps(value: object, *, ascii_only: bool = False) -> str:
+    """Compact, key-sorted JSON (stable, so it can be hashed).
+
+    ``ascii_only`` escapes every non-ASCII character: the text then encodes even when a
+    client sent a lone surrogate (``"\\ud800"``), which UTF-8 cannot hold.
+    """
     return json.dumps(
-        value, default=json_default, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        value,
+        default=json_default,
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=ascii_only,
     )
+
+
+#: Longest identifier kept as it is in a unique index; longer ones are keyed by their hash
+#: (a btree entry must stay under ~2,700 bytes, and clients choose these strings).
+MAX_KEY_CHARS = 128
+
+
+def bounded_key(value: str) -> str:
+    """``value`` itself when short, else ``sha256:<hex>`` of it: the same for the same value."""
+    if len(value) <= MAX_KEY_CHARS:
+        return value
+    digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"sha256:{digest}"
 
 
 def fired_rules_json(rules: tuple[FiredRule, ...]) -> list[dict[str, Any]]:
@@ -115,7 +143,6 @@ def feedback_to_dict(record: FeedbackRecord) -> dict[str, Any]:
         "accepted_suggestions": list(record.accepted_suggestions),
         "override_reason": record.override_reason,
         "client_iss": record.client_iss,
-        "extra": record.extra,
     }
 
 
@@ -130,7 +157,6 @@ def feedback_from_dict(data: dict[str, Any]) -> FeedbackRecord:
         accepted_suggestions=tuple(data.get("accepted_suggestions", ())),
         override_reason=data.get("override_reason"),
         client_iss=data.get("client_iss"),
-        extra=dict(data.get("extra") or {}),
     )
 
 
@@ -138,7 +164,61 @@ def feedback_fingerprint(record: FeedbackRecord) -> str:
     """sha256 of everything the client said: an identical repeat has the same fingerprint.
 
     The server-side ``id`` and ``received_at`` are left out; everything else counts.
+    ``extra`` (a field records no longer have) stays in the hashed text as ``{}``, so a
+    repeat of feedback stored by an earlier release still has the same fingerprint.
     """
     said = feedback_to_dict(record)
     del said["id"], said["received_at"]
+    said["extra"] = {}
     return hashlib.sha256(dumps(said).encode("utf-8")).hexdigest()
+
+
+def refusal_to_dict(record: RefusalCount) -> dict[str, Any]:
+    return {
+        "id": str(record.id),
+        "client_key": record.client_key,
+        "http_status": record.http_status,
+        "window_start": record.window_start.isoformat(),
+        "window_seconds": record.window_seconds,
+        "count": record.count,
+        "first_at": record.first_at.isoformat(),
+        "last_at": record.last_at.isoformat(),
+    }
+
+
+def refusal_from_dict(data: dict[str, Any]) -> RefusalCount:
+    return RefusalCount(
+        id=uuid.UUID(data["id"]),
+        client_key=data["client_key"],
+        http_status=int(data["http_status"]),
+        window_start=datetime.fromisoformat(data["window_start"]),
+        window_seconds=int(data["window_seconds"]),
+        count=int(data["count"]),
+        first_at=datetime.fromisoformat(data["first_at"]),
+        last_at=datetime.fromisoformat(data["last_at"]),
+    )
+
+
+def record_kind(record: AuditRecord) -> str:
+    """The spool's and the dead-letter store's name for the record's kind."""
+    if isinstance(record, InvocationRecord):
+        return "invocation"
+    return "feedback" if isinstance(record, FeedbackRecord) else "refusals"
+
+
+def record_to_dict(record: AuditRecord) -> dict[str, Any]:
+    if isinstance(record, InvocationRecord):
+        return invocation_to_dict(record)
+    if isinstance(record, FeedbackRecord):
+        return feedback_to_dict(record)
+    return refusal_to_dict(record)
+
+
+def record_from_dict(kind: object, data: dict[str, Any]) -> AuditRecord:
+    if kind == "invocation":
+        return invocation_from_dict(data)
+    if kind == "feedback":
+        return feedback_from_dict(data)
+    if kind == "refusals":
+        return refusal_from_dict(data)
+    raise ValueError(f"audit record of unknown kind {kind!r}")

@@ -1,4 +1,4 @@
-"""The one place that opens the audit database: engines, sessions, read-only connections.
+"""The one place that opens the audit database: engines and read-only connections.
 
 ``postgresql+psycopg://`` (psycopg 3, pooled) in production and tests; ``sqlite:///``
 for ``make run``. Nothing else in the package calls ``create_engine``.
@@ -15,7 +15,6 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
 
 from service.audit.codec import json_default
 
@@ -30,9 +29,18 @@ class UnsupportedDatabase(ValueError):
     """DATABASE_URL names a backend the audit trail does not support."""
 
 
-def make_engine(url: str, *, connect_timeout: int = 3, pool_size: int = 5) -> Engine:
+def make_engine(
+    url: str,
+    *,
+    connect_timeout: int = 3,
+    pool_size: int = 5,
+    statement_timeout_ms: int | None = None,
+    lock_timeout_ms: int | None = None,
+) -> Engine:
     """An engine for ``url``; ``connect_timeout`` (seconds) bounds how long a dead server costs.
 
+    ``statement_timeout_ms`` and ``lock_timeout_ms`` bound every statement on the engine's
+    connections (the service's audit and replay writes; not migrations or maintenance).
     PostgreSQL URLs must use the psycopg 3 driver (``postgresql+psycopg://``); a bare
     ``postgresql://`` is taken to mean it.
     """
@@ -58,22 +66,32 @@ def make_engine(url: str, *, connect_timeout: int = 3, pool_size: int = 5) -> En
                 # a request never waits on a silently dead network longer than this
                 "tcp_user_timeout": connect_timeout * 1000,
                 "application_name": "backpain-cds",
+                **_timeouts(statement_timeout_ms, lock_timeout_ms),
             },
         )
     if backend == "sqlite":
         database = parsed.database
         if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).parent.mkdir(parents=True, exist_ok=True)
+        busy = lock_timeout_ms / 1000 if lock_timeout_ms else float(connect_timeout) * 5
         engine = create_engine(
-            parsed,
-            json_serializer=_json_serializer,
-            connect_args={"timeout": float(connect_timeout) * 5},
+            parsed, json_serializer=_json_serializer, connect_args={"timeout": busy}
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     raise UnsupportedDatabase(
         f"DATABASE_URL: the audit trail supports {', '.join(SUPPORTED_BACKENDS)}, got {backend!r}"
     )
+
+
+def _timeouts(statement_ms: int | None, lock_ms: int | None) -> dict[str, str]:
+    """libpq ``options`` setting the session's statement and lock timeouts."""
+    settings = [
+        f"-c {name}={int(value)}"
+        for name, value in (("statement_timeout", statement_ms), ("lock_timeout", lock_ms))
+        if value
+    ]
+    return {"options": " ".join(settings)} if settings else {}
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -84,11 +102,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA synchronous=FULL")
     finally:
         cursor.close()
-
-
-def session_factory(engine: Engine) -> sessionmaker[Session]:
-    """ORM sessions on ``engine`` (the store itself uses Core statements)."""
-    return sessionmaker(engine, expire_on_commit=False)
 
 
 @contextmanager

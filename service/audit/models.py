@@ -1,16 +1,17 @@
 """The audit schema: SQLAlchemy 2 typed tables. Changed only through Alembic (``migrations/``).
 
-Four tables, all append-only from the service's point of view:
+Five tables, all append-only from the service's point of view:
 
 * ``invocation``   one row per hook call (errors too); ``seq`` is the arrival order.
-* ``issued_card``  the cards an invocation returned, keyed by the card uuid.
+* ``issued_card``  the cards each invocation returned, keyed by invocation and position.
 * ``card_feedback`` what the clinician did with a card (accepted / overridden).
 * ``used_jti``     client JWT ids already seen, for replay protection across pods.
+* ``refused_call`` calls refused before authentication, counted per client per window.
 
 PostgreSQL gets native ``uuid``, ``timestamptz`` and ``jsonb``; SQLite (``make run``)
 gets ``CHAR(32)``, ISO text and JSON text through the same types.
 
-Scale (ARCHITECTURE.md "Scale beyond one machine"): on PostgreSQL ``invocation`` is
+Scale (deploy/README.md "Scaling"): on PostgreSQL ``invocation`` is
 ``PARTITION BY RANGE (occurred_at)``, one partition per month (``invocation_yYYYYmMM``)
 plus a ``DEFAULT`` partition, so an insert never fails for lack of a month (revision
 0002; maintenance in ``partitions.py``). PostgreSQL requires every unique key of a
@@ -35,7 +36,6 @@ from sqlalchemy import (
     Dialect,
     FetchedValue,
     Float,
-    ForeignKey,
     ForeignKeyConstraint,
     Index,
     Integer,
@@ -47,6 +47,7 @@ from sqlalchemy import (
     TypeDecorator,
     Uuid,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -61,6 +62,11 @@ NAMING_CONVENTION = {
 }
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+#: Longest ``patient_ref`` (characters) in its index (revision 0003); longer ones are
+#: stored in full but found by reading the period's rows.
+MAX_INDEXED_PATIENT_REF = 256
+BOUNDED_PATIENT_REF = text(f"length(patient_ref) <= {MAX_INDEXED_PATIENT_REF}")
 
 #: JSONB on PostgreSQL, JSON text elsewhere.
 JsonDocument = JSON().with_variant(JSONB(), "postgresql")
@@ -131,20 +137,34 @@ class InvocationRow(Base):
     error_code: Mapped[str | None] = mapped_column(Text)
     error_detail: Mapped[str | None] = mapped_column(Text)
 
-    __table_args__ = (Index(None, "patient_ref", "occurred_at"),)
+    __table_args__ = (
+        # partial: a client-chosen id too long for a btree entry is stored, not indexed
+        Index(
+            None,
+            "patient_ref",
+            "occurred_at",
+            postgresql_where=BOUNDED_PATIENT_REF,
+            sqlite_where=BOUNDED_PATIENT_REF,
+        ),
+    )
 
 
 class IssuedCardRow(Base):
-    """A card an invocation returned; feedback refers to it by ``card_uuid``."""
+    """A card an invocation returned; feedback refers to it by ``card_uuid``.
+
+    Keyed by the invocation and the card's place in its response (revision 0004): a
+    card uuid derives from hookInstance + rule id, so a repeated hookInstance issues
+    the same uuid again, and each call keeps its own rows.
+    """
 
     __tablename__ = "issued_card"
 
-    card_uuid: Mapped[str] = mapped_column(Text, primary_key=True)
-    invocation_id: Mapped[uuid.UUID] = mapped_column(Uuid(), index=True)
+    invocation_id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True)
+    #: the card's place in the response, from 0
+    position: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    card_uuid: Mapped[str] = mapped_column(Text, index=True)
     #: the invocation's ``occurred_at`` (its partition key), for the composite foreign key
     invocation_occurred_at: Mapped[datetime] = mapped_column(UtcDateTime())
-    #: the card's place in the response, from 0
-    position: Mapped[int] = mapped_column(SmallInteger)
     rule_id: Mapped[str] = mapped_column(Text)
     indicator: Mapped[str] = mapped_column(String(16))
     topic: Mapped[str] = mapped_column(Text)
@@ -167,9 +187,8 @@ class FeedbackRow(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True)
     #: sha256 of what the client said; an identical repeat is stored once
     fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
-    card_uuid: Mapped[str] = mapped_column(
-        ForeignKey("issued_card.card_uuid", ondelete="RESTRICT"), index=True
-    )
+    #: an issued card's uuid (checked by the store: it may have been issued more than once)
+    card_uuid: Mapped[str] = mapped_column(Text, index=True)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime())
     service_id: Mapped[str] = mapped_column(Text)
     outcome: Mapped[str] = mapped_column(String(16))
@@ -192,6 +211,27 @@ class UsedJti(Base):
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
 
 
+class RefusedCallRow(Base):
+    """Calls refused before authentication (401s): a count per client per time window.
+
+    One row per (client, status, window) per process that saw them (revision 0005);
+    ``id`` makes the spool's replay exactly-once. Sum ``count`` to read it.
+    """
+
+    __tablename__ = "refused_call"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    window_seconds: Mapped[int] = mapped_column(Integer)
+    #: how the HTTP layer tells clients apart (e.g. an address); at most 128 characters
+    client_key: Mapped[str] = mapped_column(Text)
+    http_status: Mapped[int] = mapped_column(SmallInteger)
+    count: Mapped[int] = mapped_column(Integer)
+    first_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime(), server_default=func.now())
+
+
 def _table(row: type[Base]) -> Table:
     table = row.__table__
     if not isinstance(table, Table):
@@ -203,3 +243,4 @@ invocation = _table(InvocationRow)
 issued_card = _table(IssuedCardRow)
 card_feedback = _table(FeedbackRow)
 used_jti = _table(UsedJti)
+refused_call = _table(RefusedCallRow)

@@ -303,9 +303,10 @@ def maintain(
 def archive_month(engine: Engine, month: Month, *, now: datetime | None = None) -> ArchivedMonth:
     """Take a past ``month`` out of the live trail, in one transaction.
 
-    Its feedback and issued cards move to ``card_feedback_<suffix>`` and
-    ``issued_card_<suffix>`` (same columns), then ``invocation_<suffix>`` is detached: three
-    standalone tables to dump (``pg_dump -t``) and drop. Only months before the current one.
+    Its issued cards move to ``issued_card_<suffix>`` and the feedback on them to
+    ``card_feedback_<suffix>`` (same columns; feedback on a card uuid a later call issued
+    again stays live), then ``invocation_<suffix>`` is detached: three standalone tables
+    to dump (``pg_dump -t``) and drop. Only months before the current one.
     """
     if engine.dialect.name != "postgresql":
         raise PartitionError("the audit trail is partitioned only on PostgreSQL")
@@ -334,19 +335,6 @@ def archive_month(engine: Engine, month: Month, *, now: datetime | None = None) 
             ),
             span,
         )
-        feedback_rows = conn.execute(
-            _sql(
-                "CREATE TABLE {feedback} AS SELECT * FROM card_feedback "
-                "WHERE card_uuid IN (SELECT card_uuid FROM {cards})",
-                **names,
-            )
-        ).rowcount
-        conn.execute(
-            _sql(
-                "DELETE FROM card_feedback WHERE card_uuid IN (SELECT card_uuid FROM {cards})",
-                **names,
-            )
-        )
         card_rows = conn.execute(
             text(
                 "DELETE FROM issued_card "
@@ -354,6 +342,18 @@ def archive_month(engine: Engine, month: Month, *, now: datetime | None = None) 
             ),
             span,
         ).rowcount
+        # feedback follows its card out, unless the uuid was issued again by a live call
+        feedback_rows = conn.execute(
+            _sql(
+                "CREATE TABLE {feedback} AS SELECT * FROM card_feedback f "
+                "WHERE f.card_uuid IN (SELECT card_uuid FROM {cards}) AND NOT EXISTS "
+                "(SELECT 1 FROM issued_card live WHERE live.card_uuid = f.card_uuid)",
+                **names,
+            )
+        ).rowcount
+        conn.execute(
+            _sql("DELETE FROM card_feedback WHERE id IN (SELECT id FROM {feedback})", **names)
+        )
         conn.execute(_sql("ALTER TABLE {parent} DETACH PARTITION {month}", **names))
         invocations = conn.execute(_sql("SELECT count(*) FROM {month}", **names)).scalar_one()
     return ArchivedMonth(

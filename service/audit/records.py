@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -66,15 +66,47 @@ class FeedbackRecord:
     accepted_suggestions: tuple[str, ...] = ()
     override_reason: dict[str, Any] | None = None
     client_iss: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
-class FeedbackRefused(ValueError):
-    """The audit store refused feedback for its content (e.g. a card it never issued)."""
+@dataclass(frozen=True)
+class RefusalCount:
+    """Calls refused before authentication, counted per client per time window.
+
+    One record per (client, status, window) per process: strangers cost a counter,
+    not a row each. ``client_key`` is whatever the HTTP layer identifies a client by
+    (e.g. its address); the audit bounds its length.
+    """
+
+    id: uuid.UUID
+    client_key: str
+    http_status: int
+    window_start: datetime
+    window_seconds: int
+    count: int
+    first_at: datetime
+    last_at: datetime
+
+
+AuditRecord = InvocationRecord | FeedbackRecord | RefusalCount
 
 
 class AuditUnavailable(RuntimeError):
     """The database cannot answer a question that needs it (not a write)."""
+
+
+class ReplayUnavailable(AuditUnavailable):
+    """The replay store cannot say whether a jti is new (the auth layer answers 503)."""
+
+
+class FeedbackRefused(ValueError):
+    """The audit refuses feedback for its content (e.g. a card it never issued)."""
+
+
+class ReplayStore(Protocol):
+    """CDS Hooks 2.0 replay protection: each (iss, jti) is accepted once before it expires."""
+
+    def remember_jti(self, iss: str, jti: str, expires_at: datetime) -> bool:
+        """True the first time (iss, jti) is seen before it expires; False on replay."""
 
 
 class AuditTrail(Protocol):
@@ -89,8 +121,11 @@ class AuditTrail(Protocol):
     def record_feedback(self, records: Sequence[FeedbackRecord]) -> int:
         """Persist feedback; an identical repeat is stored once. Returns rows new."""
 
+    def record_refusal(self, client_key: str, status: int, at: datetime) -> None:
+        """Count one call refused before authentication; never raises."""
+
     def remember_jti(self, iss: str, jti: str, expires_at: datetime) -> bool:
-        """True the first time (iss, jti) is seen before it expires; False on replay."""
+        """Delegates to the replay store (``ReplayStore``) until the app wires that one directly."""
 
     def health(self) -> dict[str, Any]:
         """{"database": "up"|"down", "spool_depth": int}."""

@@ -5,15 +5,21 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, Select, or_, select
+from sqlalchemy import Engine, Select, func, select
 
 from service.audit.db import read_only
-from service.audit.models import card_feedback, invocation, issued_card
-
-INDICATORS = ("info", "warning", "critical")
+from service.audit.models import (
+    BOUNDED_PATIENT_REF,
+    MAX_INDEXED_PATIENT_REF,
+    card_feedback,
+    invocation,
+    issued_card,
+    refused_call,
+)
+from service.engine import INDICATORS
 
 
 @dataclass(frozen=True)
@@ -84,12 +90,10 @@ class AuditEntry:
 def _invocations(query: AuditQuery) -> Select[Any]:
     stmt = select(invocation)
     if query.patient is not None:
-        stmt = stmt.where(
-            or_(
-                invocation.c.patient_ref == query.patient,
-                invocation.c.patient_ref == f"Patient/{query.patient}",
-            )
-        )
+        refs = (query.patient, f"Patient/{query.patient}")
+        stmt = stmt.where(invocation.c.patient_ref.in_(refs))
+        if all(len(ref) <= MAX_INDEXED_PATIENT_REF for ref in refs):
+            stmt = stmt.where(BOUNDED_PATIENT_REF)  # lets the planner use the partial index
     if query.since is not None:
         stmt = stmt.where(invocation.c.occurred_at >= query.since)
     if query.until is not None:
@@ -181,3 +185,55 @@ def find_invocations(engine: Engine, query: AuditQuery) -> list[AuditEntry]:
         )
         for row in rows
     ]
+
+
+@dataclass(frozen=True)
+class RefusalSummary:
+    """Calls refused before authentication from one client with one status, in a period."""
+
+    client_key: str
+    http_status: int
+    count: int
+    first_at: datetime
+    last_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def find_refusals(
+    engine: Engine, since: datetime | None = None, until: datetime | None = None
+) -> list[RefusalSummary]:
+    """Refused calls summed per client and status, most first, in a read-only transaction."""
+    total = func.sum(refused_call.c.count)
+    stmt = select(
+        refused_call.c.client_key,
+        refused_call.c.http_status,
+        total.label("count"),
+        func.min(refused_call.c.first_at).label("first_at"),
+        func.max(refused_call.c.last_at).label("last_at"),
+    ).group_by(refused_call.c.client_key, refused_call.c.http_status)
+    if since is not None:
+        stmt = stmt.where(refused_call.c.last_at >= since)
+    if until is not None:
+        stmt = stmt.where(refused_call.c.first_at < until)
+    stmt = stmt.order_by(total.desc(), refused_call.c.client_key)
+    with read_only(engine) as conn:
+        rows = conn.execute(stmt).mappings().all()
+    return [
+        RefusalSummary(
+            client_key=row["client_key"],
+            http_status=row["http_status"],
+            count=int(row["count"]),
+            first_at=_utc(row["first_at"]),
+            last_at=_utc(row["last_at"]),
+        )
+        for row in rows
+    ]
+
+
+def _utc(value: datetime) -> datetime:
+    """min()/max() results skip the column type's conversion on SQLite."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

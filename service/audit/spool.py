@@ -1,21 +1,26 @@
 """A local, append-only, fsync'd spool for audit records the database could not take.
 
-One JSON object per line: ``{"kind": "invocation"|"feedback", "id": <record uuid>,
-"record": {...}}``. Every writer (one ``Spool`` per process) appends to its own file
-``spool-<token>.jsonl``, holding an exclusive ``flock`` on it for its lifetime. A file
-whose lock is free belongs to a process that is gone: the next ``Spool`` on the same
-directory adopts it and replays it first (oldest file first), so a restart loses nothing.
+One framed record per line (``framing.py``: length, CRC-32, then the JSON object
+``{"kind": "invocation"|"feedback", "id": <record uuid>, "record": {...}}``), so a
+write torn by a crash loses only that record. Every writer (one ``Spool`` per
+process) appends to its own file ``spool-<token>.jsonl``, holding an exclusive
+``flock`` on it for its lifetime. A file whose lock is free belongs to a process that
+is gone: the next ``Spool`` on the same directory adopts it and replays it first
+(oldest file first), so a restart loses nothing.
 
 Replay is at-least-once here and exactly-once in the database: the sink inserts keyed
 by the record id (``ON CONFLICT DO NOTHING``), so a crash between the database commit
 and the spool truncation only repeats inserts that are then ignored.
 
-Lines that cannot be stored at all (torn by a crash mid-write, or refused by the
-database for their content) go to ``rejected.jsonl`` beside the spool, never dropped.
+Records that cannot be stored at all (torn by a crash mid-write, or refused by the
+database for their content) go to the dead-letter store (``deadletter.py``) beside
+the spool, never dropped.
+Files of the previous release (plain JSON lines, no frames) are still read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -25,27 +30,28 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from service.audit import codec
-from service.audit.records import FeedbackRecord, InvocationRecord
+from service.audit.deadletter import DeadLetters
+from service.audit.files import DirectoryUsage, mtime_or_zero, open_locked_new, write_all
+from service.audit.framing import frame, read_frames
+from service.audit.records import AuditRecord, InvocationRecord
 
 log = logging.getLogger(__name__)
 
-SpoolKind = Literal["invocation", "feedback"]
 SPOOL_GLOB = "spool-*.jsonl"
-REJECTED_FILE = "rejected.jsonl"
 
 
 @dataclass(frozen=True)
 class SpoolEntry:
     """One spooled record, in arrival order."""
 
-    record: InvocationRecord | FeedbackRecord
+    record: AuditRecord
 
     @property
-    def kind(self) -> SpoolKind:
-        return "invocation" if isinstance(self.record, InvocationRecord) else "feedback"
+    def kind(self) -> str:
+        return codec.record_kind(self.record)
 
     @property
     def card_uuids(self) -> tuple[str, ...]:
@@ -53,24 +59,21 @@ class SpoolEntry:
             return tuple(card.uuid for card in self.record.cards)
         return ()
 
-    def to_line(self) -> bytes:
-        body = (
-            codec.invocation_to_dict(self.record)
-            if isinstance(self.record, InvocationRecord)
-            else codec.feedback_to_dict(self.record)
+    def payload(self) -> bytes:
+        body = codec.record_to_dict(self.record)
+        line = codec.dumps(
+            {"kind": self.kind, "id": str(self.record.id), "record": body}, ascii_only=True
         )
-        line = codec.dumps({"kind": self.kind, "id": str(self.record.id), "record": body})
-        return line.encode("utf-8") + b"\n"
+        return line.encode("ascii")
+
+    def to_line(self) -> bytes:
+        """The record as one framed line of the spool file."""
+        return frame(self.payload())
 
     @classmethod
-    def from_line(cls, line: bytes) -> SpoolEntry:
-        data: dict[str, Any] = json.loads(line)
-        kind = data.get("kind")
-        if kind == "invocation":
-            return cls(codec.invocation_from_dict(data["record"]))
-        if kind == "feedback":
-            return cls(codec.feedback_from_dict(data["record"]))
-        raise ValueError(f"spool line of unknown kind {kind!r}")
+    def from_payload(cls, payload: bytes) -> SpoolEntry:
+        data: dict[str, Any] = json.loads(payload)
+        return cls(codec.record_from_dict(data.get("kind"), data["record"]))
 
 
 #: Stores a batch in the database, in order. Raises when the database is unavailable
@@ -82,37 +85,8 @@ class SpoolError(OSError):
     """The spool directory cannot be written: the audit record would be lost."""
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _open_locked_new(directory: Path, final_name: str, content: bytes = b"") -> int:
-    """Create ``final_name`` atomically, already locked (nobody can adopt it in between)."""
-    tmp = directory / f".{final_name}.{uuid.uuid4().hex}.tmp"
-    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        if content:
-            _write_all(fd, content)
-        os.fsync(fd)
-        os.rename(tmp, directory / final_name)
-        _fsync_dir(directory)
-    except BaseException:
-        os.close(fd)
-        tmp.unlink(missing_ok=True)
-        raise
-    return fd
+class SpoolFull(SpoolError):
+    """The spool directory holds ``AUDIT_SPOOL_MAX_BYTES`` already."""
 
 
 @dataclass
@@ -131,12 +105,20 @@ class _Orphan:
 class Spool:
     """This process's spool file plus any adopted orphans. Thread-safe."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        dead_letters: DeadLetters | None = None,
+        *,
+        max_bytes: int | None = None,
+    ) -> None:
         self.directory = directory
+        self.dead_letters = dead_letters or DeadLetters(directory)
+        self._usage = DirectoryUsage(directory, SPOOL_GLOB, max_bytes) if max_bytes else None
         try:
             directory.mkdir(parents=True, exist_ok=True)
             self._name = f"spool-{uuid.uuid4().hex}.jsonl"
-            self._fd = _open_locked_new(directory, self._name)
+            self._fd = open_locked_new(directory, self._name)
         except OSError as exc:
             raise SpoolError(f"audit spool directory {directory} is not writable: {exc}") from exc
         self._lock = threading.Lock()
@@ -168,28 +150,32 @@ class Spool:
             return True
 
     def _append_locked(self, line: bytes, entry: SpoolEntry) -> None:
+        """Raises ``SpoolFull`` at the cap, ``SpoolError`` when the disk fails."""
         if self._closed:
             raise SpoolError(f"audit spool {self.path} is closed")
+        if self._usage is not None and not self._usage.reserve(len(line)):
+            raise SpoolFull(
+                f"audit spool {self.directory} holds {self._usage.used} bytes, "
+                f"its cap is {self._usage.max_bytes} (AUDIT_SPOOL_MAX_BYTES)"
+            )
         try:
-            _write_all(self._fd, line)
+            write_all(self._fd, line)
             os.fsync(self._fd)
         except OSError as exc:
+            with contextlib.suppress(OSError):  # leave no fragment for the next append
+                os.ftruncate(self._fd, self._size)
             raise SpoolError(f"cannot append to audit spool {self.path}: {exc}") from exc
         self._entries.append(entry)
         self._size += len(line)
 
-    def reject(self, entry: SpoolEntry | bytes, reason: str) -> None:
-        """Keep a record the database refused (or a torn line) for a human to look at."""
-        raw = entry if isinstance(entry, bytes) else entry.to_line()
-        line = codec.dumps({"reason": reason, "line": raw.decode("utf-8", "replace").rstrip()})
-        path = self.directory / REJECTED_FILE
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            _write_all(fd, line.encode("utf-8") + b"\n")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        log.error("audit record rejected (kept in %s): %s", path, reason)
+    def reject(self, entry: SpoolEntry | bytes, reason: str, kind: str = "torn") -> None:
+        """Keep a record the database refused for good (or spool bytes that are no record)."""
+        if isinstance(entry, SpoolEntry):
+            self.dead_letters.add(
+                entry.kind, str(entry.record.id), reason, record=json.loads(entry.payload())
+            )
+        else:
+            self.dead_letters.add(kind, None, reason, raw=entry)
 
     # -- reading ---------------------------------------------------------------------
 
@@ -217,7 +203,7 @@ class Spool:
         adopted = 0
         candidates = sorted(
             (p for p in self.directory.glob(SPOOL_GLOB) if p.name != self._name),
-            key=_mtime_or_zero,
+            key=mtime_or_zero,
         )
         with self._lock:
             held = {o.path for o in self._orphans}
@@ -253,19 +239,32 @@ class Spool:
         return _Orphan(path=path, fd=fd, entries=entries)
 
     def _parse(self, raw: bytes, path: Path) -> list[SpoolEntry]:
+        if raw.startswith(b"{"):
+            payloads = self._legacy_lines(raw, path)
+        else:
+            frames = read_frames(raw)
+            for torn in frames.torn:
+                self.reject(torn, f"torn record in {path.name} (writer stopped mid-write)")
+            payloads = frames.payloads
         entries: list[SpoolEntry] = []
+        for payload in payloads:
+            try:
+                entries.append(SpoolEntry.from_payload(payload))
+            except (ValueError, KeyError, TypeError) as exc:
+                self.reject(
+                    payload,
+                    f"unreadable record in {path.name} ({type(exc).__name__})",
+                    "unreadable",
+                )
+        return entries
+
+    def _legacy_lines(self, raw: bytes, path: Path) -> list[bytes]:
+        """A file of the previous release: one JSON object per line, no frames."""
         lines = raw.split(b"\n")
         tail = lines.pop()  # b"" when the file ends with a newline
         if tail:
             self.reject(tail, f"torn last line in {path.name} (writer stopped mid-write)")
-        for line in lines:
-            if not line.strip():
-                continue
-            try:
-                entries.append(SpoolEntry.from_line(line))
-            except (ValueError, KeyError, TypeError) as exc:
-                self.reject(line, f"unreadable line in {path.name}: {exc}")
-        return entries
+        return [line for line in lines if line.strip()]
 
     # -- draining --------------------------------------------------------------------
 
@@ -287,6 +286,8 @@ class Spool:
             with self._lock:
                 self._orphans.remove(orphan)
                 orphan.remove()
+                if self._usage is not None:
+                    self._usage.forget()
         with self._lock:
             snapshot = list(self._entries)
             offset = self._size
@@ -307,11 +308,13 @@ class Spool:
             remainder = b""
             while chunk := os.read(self._fd, 1 << 20):
                 remainder += chunk
-            new_fd = _open_locked_new(self.directory, self._name, remainder)
+            new_fd = open_locked_new(self.directory, self._name, remainder)
             os.close(self._fd)
             self._fd = new_fd
         self._entries = self._entries[count:]
         self._size -= offset
+        if self._usage is not None:
+            self._usage.forget()
 
     def close(self) -> None:
         """Release the files. A non-empty spool stays on disk for the next process."""
@@ -330,10 +333,3 @@ class Spool:
 def _replay(entries: Sequence[SpoolEntry], sink: Sink, batch_size: int) -> None:
     for start in range(0, len(entries), batch_size):
         sink(entries[start : start + batch_size])
-
-
-def _mtime_or_zero(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except FileNotFoundError:
-        return 0.0

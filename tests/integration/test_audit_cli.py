@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -14,7 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from service.audit import migrate
 from service.audit.cli import audit_group, db_group
 from service.audit.db import make_engine, read_only
-from service.audit.store import SqlAuditTrail
+from service.audit.spooling import SpoolingAuditTrail
 from testkit.pg import DatabaseFactory
 from tests.integration import records
 
@@ -46,7 +47,7 @@ def test_db_commands_migrate_and_report(make_database: DatabaseFactory) -> None:
 
 
 def test_audit_show_answers_who_was_told_what(
-    audit_trail: SqlAuditTrail, database_url: str
+    audit_trail: SpoolingAuditTrail, database_url: str
 ) -> None:
     patient = f"Patient/{uuid.uuid4().hex[:8]}"
     told = records.invocation(cards=2, patient=patient)
@@ -102,3 +103,34 @@ def test_audit_show_cannot_write(database_url: str) -> None:
             conn.execute(text("DELETE FROM used_jti"))
     finally:
         engine.dispose()
+
+
+def test_every_call_keeps_the_cards_it_returned_when_a_hook_instance_repeats(
+    audit_trail: SpoolingAuditTrail, database_url: str
+) -> None:
+    """Issue 11 finding 4(a): card uuids come from hookInstance + rule, so they repeat."""
+    patient = f"Patient/{uuid.uuid4().hex[:8]}"
+    first = records.invocation(cards=2, patient=patient)
+    calls = [first] + [
+        dataclasses.replace(
+            records.invocation(patient=patient),
+            hook_instance=first.hook_instance,
+            cards=first.cards,
+            fired_rules=first.fired_rules,
+        )
+        for _ in range(2)
+    ]
+    for call in calls:
+        audit_trail.record_invocation(call)
+    audit_trail.record_feedback([records.feedback(first.cards[0].uuid)])
+
+    shown = json.loads(show(database_url, "--patient", patient, "--format", "json"))
+    assert [entry["id"] for entry in shown] == [str(call.id) for call in calls]
+    for entry in shown:
+        assert [c["card_uuid"] for c in entry["cards"]] == [c.uuid for c in first.cards]
+        assert entry["cards"][0]["feedback"][0]["outcome"] == "overridden"
+    critical = json.loads(
+        show(database_url, "--patient", patient, "--indicator", "critical", "--format", "json")
+    )
+    assert [entry["id"] for entry in critical] == [str(call.id) for call in calls]
+    assert "no cards" not in show(database_url, "--patient", patient)

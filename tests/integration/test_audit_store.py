@@ -1,4 +1,4 @@
-"""SqlAuditTrail on real PostgreSQL: rows, concurrency, feedback links, jti replay."""
+"""The audit trail on real PostgreSQL: rows, concurrency, feedback links, jti replay."""
 
 from __future__ import annotations
 
@@ -12,9 +12,12 @@ import pytest
 from sqlalchemy import Engine, create_engine, func, select
 
 from service.audit.db import make_engine
+from service.audit.ledger import ReplayLedger
 from service.audit.models import card_feedback, invocation, issued_card, used_jti
-from service.audit.spool import Spool
-from service.audit.store import FeedbackRefused, SqlAuditTrail
+from service.audit.records import FeedbackRefused
+from service.audit.replay import JtiReplayStore
+from service.audit.spooling import SpoolingAuditTrail
+from service.audit.state import DatabaseState
 from tests.integration import records
 
 pytestmark = pytest.mark.integration
@@ -27,7 +30,7 @@ def reader(database_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-def test_invocation_round_trip(audit_trail: SqlAuditTrail, reader: Engine) -> None:
+def test_invocation_round_trip(audit_trail: SpoolingAuditTrail, reader: Engine) -> None:
     record = records.invocation(cards=2, patient="Patient/round-trip")
     audit_trail.record_invocation(record)
 
@@ -63,10 +66,15 @@ def test_invocation_round_trip(audit_trail: SqlAuditTrail, reader: Engine) -> No
         (record.cards[0].uuid, "critical", 0),
         (record.cards[1].uuid, "warning", 1),
     ]
-    assert audit_trail.health() == {"database": "up", "spool_depth": 0, "database_errors": 0}
+    assert audit_trail.health() == {
+        "database": "up",
+        "spool_depth": 0,
+        "replay_pending": 0,
+        "database_errors": 0,
+    }
 
 
-def test_error_invocation_is_recorded(audit_trail: SqlAuditTrail, reader: Engine) -> None:
+def test_error_invocation_is_recorded(audit_trail: SpoolingAuditTrail, reader: Engine) -> None:
     record = records.invocation(
         cards=0, http_status=400, error_code="invalid", error_detail="context.patientId missing"
     )
@@ -77,7 +85,7 @@ def test_error_invocation_is_recorded(audit_trail: SqlAuditTrail, reader: Engine
     assert row["fired_rules"] == []
 
 
-def test_the_same_record_twice_is_one_row(audit_trail: SqlAuditTrail, reader: Engine) -> None:
+def test_the_same_record_twice_is_one_row(audit_trail: SpoolingAuditTrail, reader: Engine) -> None:
     record = records.invocation(cards=1)
     audit_trail.record_invocation(record)
     audit_trail.record_invocation(record)
@@ -89,7 +97,7 @@ def test_the_same_record_twice_is_one_row(audit_trail: SqlAuditTrail, reader: En
 
 
 def test_many_threads_at_once_every_row_is_there(
-    audit_trail: SqlAuditTrail, reader: Engine
+    audit_trail: SpoolingAuditTrail, reader: Engine
 ) -> None:
     threads, per_thread = 12, 25
     written: list[uuid.UUID] = []
@@ -115,7 +123,12 @@ def test_many_threads_at_once_every_row_is_there(
         worker.join()
 
     assert failures == []
-    assert audit_trail.health() == {"database": "up", "spool_depth": 0, "database_errors": 0}
+    assert audit_trail.health() == {
+        "database": "up",
+        "spool_depth": 0,
+        "replay_pending": 0,
+        "database_errors": 0,
+    }
     with reader.connect() as conn:
         stored = set(conn.scalars(select(invocation.c.id).where(invocation.c.id.in_(written))))
         cards = conn.scalar(
@@ -128,7 +141,7 @@ def test_many_threads_at_once_every_row_is_there(
     assert cards == 2 * threads * per_thread
 
 
-def test_feedback_links_to_issued_cards(audit_trail: SqlAuditTrail, reader: Engine) -> None:
+def test_feedback_links_to_issued_cards(audit_trail: SpoolingAuditTrail, reader: Engine) -> None:
     record = records.invocation(cards=2)
     audit_trail.record_invocation(record)
     first, second = (card.uuid for card in record.cards)
@@ -159,12 +172,12 @@ def test_feedback_links_to_issued_cards(audit_trail: SqlAuditTrail, reader: Engi
     assert [tuple(r) for r in rows] == [(second, "accepted"), (first, "overridden")]
 
 
-def test_feedback_on_a_card_never_issued_is_refused(audit_trail: SqlAuditTrail) -> None:
+def test_feedback_on_a_card_never_issued_is_refused(audit_trail: SpoolingAuditTrail) -> None:
     with pytest.raises(FeedbackRefused, match="feedback refused"):
         audit_trail.record_feedback([records.feedback(str(uuid.uuid4()))])
 
 
-def test_jti_replay(audit_trail: SqlAuditTrail) -> None:
+def test_jti_replay(audit_trail: SpoolingAuditTrail) -> None:
     iss, jti = "https://ehr.example.org", str(uuid.uuid4())
     expires = records.in_minutes(5)
     assert audit_trail.remember_jti(iss, jti, expires) is True
@@ -173,7 +186,7 @@ def test_jti_replay(audit_trail: SqlAuditTrail) -> None:
     assert audit_trail.remember_jti("https://other.example.org", jti, expires) is True
 
 
-def test_many_threads_race_one_jti_exactly_one_wins(audit_trail: SqlAuditTrail) -> None:
+def test_many_threads_race_one_jti_exactly_one_wins(audit_trail: SpoolingAuditTrail) -> None:
     jti = str(uuid.uuid4())
     results: list[bool] = []
     start = threading.Barrier(8)
@@ -193,11 +206,12 @@ def test_many_threads_race_one_jti_exactly_one_wins(audit_trail: SqlAuditTrail) 
 
 
 def test_expired_jti_may_be_reused_and_is_pruned(
-    database_url: str, tmp_path: Path, reader: Engine
+    database_url: str, reader: Engine, tmp_path: Path
 ) -> None:
     now = [datetime(2030, 1, 1, 12, 0, tzinfo=UTC)]
-    trail = SqlAuditTrail(
-        make_engine(database_url), Spool(tmp_path / "spool"), clock=lambda: now[0]
+    engine = make_engine(database_url)
+    trail = JtiReplayStore(
+        engine, DatabaseState(), ReplayLedger(tmp_path / "spool"), clock=lambda: now[0]
     )
     try:
         iss, jti = "https://ehr.example.org", str(uuid.uuid4())
@@ -210,21 +224,27 @@ def test_expired_jti_may_be_reused_and_is_pruned(
         other = str(uuid.uuid4())
         assert trail.remember_jti(iss, other, now[0] + timedelta(minutes=1)) is True
         now[0] += timedelta(minutes=2)
-        assert trail.prune_expired_jtis() >= 1
+        assert trail.prune_expired() >= 1
         with reader.connect() as conn:
             left = set(conn.scalars(select(used_jti.c.jti).where(used_jti.c.jti.in_([jti, other]))))
         assert left == {jti}
     finally:
         trail.close()
+        engine.dispose()
 
 
 def test_naive_times_are_refused_not_stored_wrong(
-    audit_trail: SqlAuditTrail, tmp_path: Path
+    audit_trail: SpoolingAuditTrail, tmp_path: Path
 ) -> None:
     """A record the database refuses for its content is kept aside, never raised, never lost."""
     record = records.invocation(occurred_at=datetime(2025, 1, 1, 12, 0))  # no zone
     audit_trail.record_invocation(record)
-    rejected = (tmp_path / "spool" / "rejected.jsonl").read_text()
+    rejected = (tmp_path / "spool" / "dead-letters.jsonl").read_text()
     assert str(record.id) in rejected
-    assert "timezone-aware" in rejected
-    assert audit_trail.health() == {"database": "up", "spool_depth": 0, "database_errors": 0}
+    assert "database refused invocation: StatementError (ValueError)" in rejected
+    assert audit_trail.health() == {
+        "database": "up",
+        "spool_depth": 0,
+        "replay_pending": 0,
+        "database_errors": 0,
+    }

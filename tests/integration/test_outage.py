@@ -15,10 +15,11 @@ from service.audit.db import make_engine
 from service.audit.models import invocation, metadata
 from service.audit.records import AuditUnavailable, InvocationRecord
 from service.audit.spool import Spool, SpoolEntry
-from service.audit.store import SqlAuditTrail
+from service.audit.state import AuditHooks
 from testkit.pg import DatabaseFactory, free_port
 from tests.integration import records
 from tests.integration.proxy import TcpProxy
+from tests.integration.trails import trail_on
 
 pytestmark = pytest.mark.integration
 
@@ -79,8 +80,12 @@ def test_n_calls_leave_n_rows_through_an_outage(
         .set(host="127.0.0.1", port=proxy.port)
         .render_as_string(hide_password=False)
     )
-    trail = SqlAuditTrail(
-        make_engine(via_proxy, connect_timeout=1), Spool(tmp_path / "spool"), drain_interval=0.1
+    failed_operations: list[str] = []
+    trail = trail_on(
+        make_engine(via_proxy, connect_timeout=1),
+        Spool(tmp_path / "spool"),
+        hooks=AuditHooks(on_database_error=failed_operations.append),
+        drain_interval=0.1,
     )
     trail.start()
     calls: list[InvocationRecord] = []
@@ -98,7 +103,12 @@ def test_n_calls_leave_n_rows_through_an_outage(
     try:
         for _ in range(20):
             call()
-        assert trail.health() == {"database": "up", "spool_depth": 0, "database_errors": 0}
+        assert trail.health() == {
+            "database": "up",
+            "spool_depth": 0,
+            "replay_pending": 0,
+            "database_errors": 0,
+        }
 
         proxy.cut()
         during = [call(outage_seconds) for _ in range(30)]
@@ -106,6 +116,9 @@ def test_n_calls_leave_n_rows_through_an_outage(
         assert health["database"] == "down"
         assert health["spool_depth"] == 30
         assert health["database_errors"] >= 1
+        # each failure reached the metrics hook as it happened, named by its operation
+        assert set(failed_operations) & {"write", "drain"}  # whichever noticed first
+        assert len(failed_operations) >= health["database_errors"]  # the drainer keeps trying
         assert max(outage_seconds) < 2.0, outage_seconds
 
         # feedback on a card issued during the outage: known from the spool, spooled too
@@ -140,7 +153,7 @@ def test_n_calls_leave_n_rows_through_an_outage(
     assert count_rows(fresh_database, "invocation") == 75
     assert count_rows(fresh_database, "issued_card") == 75
     assert count_rows(fresh_database, "card_feedback") == 1
-    assert not (tmp_path / "spool" / "rejected.jsonl").exists()
+    assert not (tmp_path / "spool" / "dead-letters.jsonl").exists()
 
 
 def test_spool_survives_a_restart(fresh_database: str, tmp_path: Path) -> None:
@@ -150,7 +163,7 @@ def test_spool_survives_a_restart(fresh_database: str, tmp_path: Path) -> None:
         .set(host="127.0.0.1", port=free_port())
         .render_as_string(hide_password=False)
     )
-    first = SqlAuditTrail(make_engine(nowhere, connect_timeout=1), Spool(spool_dir))
+    first = trail_on(make_engine(nowhere, connect_timeout=1), Spool(spool_dir))
     written = [records.invocation(cards=1) for _ in range(5)]
     for record in written:
         first.record_invocation(record)
@@ -159,14 +172,19 @@ def test_spool_survives_a_restart(fresh_database: str, tmp_path: Path) -> None:
     first.close()  # the process goes away; its spool file stays
     assert len(list(spool_dir.glob("spool-*.jsonl"))) == 1
 
-    second = SqlAuditTrail(make_engine(fresh_database), Spool(spool_dir), drain_interval=0.1)
+    second = trail_on(make_engine(fresh_database), Spool(spool_dir), drain_interval=0.1)
     try:
         assert second.health()["spool_depth"] == 5  # adopted at start
         # an invocation arriving now queues behind the older ones
         late = records.invocation(cards=0)
         second.record_invocation(late)
         assert second.drain_once() == 6
-        assert second.health() == {"database": "up", "spool_depth": 0, "database_errors": 0}
+        assert second.health() == {
+            "database": "up",
+            "spool_depth": 0,
+            "replay_pending": 0,
+            "database_errors": 0,
+        }
     finally:
         second.close()
     ids = [r.id for r in [*written, late]]
@@ -182,7 +200,7 @@ def test_crash_after_commit_before_truncation_does_not_duplicate(
     spool_dir.mkdir()
     already = [records.invocation(cards=1) for _ in range(3)]
     not_yet = [records.invocation(cards=1) for _ in range(2)]
-    trail = SqlAuditTrail(make_engine(fresh_database), Spool(tmp_path / "other"))
+    trail = trail_on(make_engine(fresh_database), Spool(tmp_path / "other"))
     for record in already:
         trail.record_invocation(record)
     trail.close()
@@ -190,7 +208,7 @@ def test_crash_after_commit_before_truncation_does_not_duplicate(
     torn = SpoolEntry(records.invocation()).to_line()[:40]  # the crash hit mid-write
     (spool_dir / "spool-crashed.jsonl").write_bytes(lines + torn)
 
-    restarted = SqlAuditTrail(make_engine(fresh_database), Spool(spool_dir))
+    restarted = trail_on(make_engine(fresh_database), Spool(spool_dir))
     try:
         assert restarted.drain_once() == 5
     finally:
@@ -199,4 +217,4 @@ def test_crash_after_commit_before_truncation_does_not_duplicate(
     assert stored_ids_in_order(fresh_database, ids) == ids
     assert count_rows(fresh_database, "invocation") == 5
     assert count_rows(fresh_database, "issued_card") == 5
-    assert "torn last line" in (spool_dir / "rejected.jsonl").read_text()
+    assert "torn record" in (spool_dir / "dead-letters.jsonl").read_text()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import uuid
 from collections.abc import Iterator
@@ -25,9 +26,10 @@ from service.audit.partitions import (
 )
 from service.audit.records import InvocationRecord
 from service.audit.spool import Spool, SpoolEntry
-from service.audit.store import SqlAuditTrail
+from service.audit.spooling import SpoolingAuditTrail
 from testkit.pg import DatabaseFactory
 from tests.integration import records
+from tests.integration.trails import trail_on
 
 pytestmark = pytest.mark.integration
 
@@ -52,8 +54,8 @@ def engine(url: str) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def trail(url: str, tmp_path: Path) -> Iterator[SqlAuditTrail]:
-    trail = SqlAuditTrail(create_engine(url), Spool(tmp_path / "spool"))
+def trail(url: str, tmp_path: Path) -> Iterator[SpoolingAuditTrail]:
+    trail = trail_on(create_engine(url), Spool(tmp_path / "spool"))
     yield trail
     trail.close()
 
@@ -124,7 +126,7 @@ def test_head_is_partitioned_with_default_and_months_ahead(engine: Engine) -> No
     assert months == [THIS_MONTH.plus(n) for n in range(4)]
 
 
-def test_rows_land_in_their_months_partition(trail: SqlAuditTrail, engine: Engine) -> None:
+def test_rows_land_in_their_months_partition(trail: SpoolingAuditTrail, engine: Engine) -> None:
     now = records.invocation(cards=1)
     next_month = records.invocation(cards=2, occurred_at=in_month(THIS_MONTH.plus(1), day=1))
     last_instant = THIS_MONTH.plus(2).end - timedelta(microseconds=1)
@@ -145,15 +147,15 @@ def test_rows_land_in_their_months_partition(trail: SqlAuditTrail, engine: Engin
 
 
 def test_a_replayed_record_is_stored_once(
-    trail: SqlAuditTrail, engine: Engine, tmp_path: Path
+    trail: SpoolingAuditTrail, engine: Engine, tmp_path: Path
 ) -> None:
     """The spool replays on the primary key (id, occurred_at): a record keeps both."""
     record = records.invocation(cards=2)
     trail.record_invocation(record)
     spool = Spool(tmp_path / "replay")
-    replayer = SqlAuditTrail(create_engine(str(engine.url)), spool)
+    replayer = trail_on(create_engine(str(engine.url)), spool)
     try:
-        restored = SpoolEntry.from_line(SpoolEntry(record).to_line())
+        restored = SpoolEntry.from_payload(SpoolEntry(record).payload())
         spool.append(restored)
         spool.append(restored)
         assert replayer.drain_once() == 2
@@ -170,7 +172,7 @@ def test_a_replayed_record_is_stored_once(
 
 
 def test_default_catches_a_month_without_partition_and_maintenance_moves_it(
-    trail: SqlAuditTrail, engine: Engine, url: str
+    trail: SpoolingAuditTrail, engine: Engine, url: str
 ) -> None:
     far = THIS_MONTH.plus(14)
     farther = THIS_MONTH.plus(20)
@@ -287,7 +289,7 @@ def stored(engine: Engine) -> list[tuple[object, ...]]:
 
 
 def test_upgrade_downgrade_upgrade_keeps_the_rows(
-    url: str, engine: Engine, trail: SqlAuditTrail
+    url: str, engine: Engine, trail: SpoolingAuditTrail
 ) -> None:
     lonely = THIS_MONTH.plus(30)  # no partition: DEFAULT
     written: list[InvocationRecord] = [
@@ -353,7 +355,7 @@ def test_cards_written_by_the_previous_release_get_their_invocation_time(engine:
 
 
 def test_archiving_a_past_month_detaches_it_with_its_cards_and_feedback(
-    url: str, engine: Engine, trail: SqlAuditTrail
+    url: str, engine: Engine, trail: SpoolingAuditTrail
 ) -> None:
     old = THIS_MONTH.plus(-2)
     archived = [records.invocation(cards=2, occurred_at=in_month(old, day=d)) for d in (1, 20)]
@@ -399,6 +401,27 @@ def test_archiving_a_past_month_detaches_it_with_its_cards_and_feedback(
     assert partition_of(engine, late.id) == [DEFAULT_PARTITION]
     with pytest.raises(PartitionError, match=f"invocation_{suffix} exists but is not a partition"):
         maintain(engine)
+
+
+def test_feedback_on_a_card_issued_again_later_stays_live_when_its_first_month_goes(
+    engine: Engine, trail: SpoolingAuditTrail
+) -> None:
+    """Card uuids repeat with a hookInstance; the feedback belongs to the live trail too."""
+    old = THIS_MONTH.plus(-2)
+    first = records.invocation(cards=1, occurred_at=in_month(old))
+    again = dataclasses.replace(
+        records.invocation(), cards=first.cards, fired_rules=first.fired_rules
+    )
+    trail.record_invocation(first)
+    trail.record_invocation(again)
+    maintain(engine)
+    trail.record_feedback([records.feedback(first.cards[0].uuid)])
+
+    archived = archive_month(engine, old)
+    assert (archived.issued_cards, archived.feedback) == (1, 0)
+    card = first.cards[0].uuid
+    assert count(engine, "SELECT count(*) FROM card_feedback WHERE card_uuid = :c", c=card) == 1
+    assert trail.known_card_uuids([card]) == {card}
 
 
 def attached_months_of(engine: Engine) -> set[Month]:

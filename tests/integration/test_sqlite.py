@@ -15,7 +15,9 @@ from sqlalchemy.exc import DBAPIError
 from service.audit import migrate
 from service.audit.cli import audit_group
 from service.audit.db import make_engine, read_only
-from service.audit.store import FeedbackRefused, SqlAuditTrail, create_audit_trail
+from service.audit.factory import create_audit_trail
+from service.audit.records import FeedbackRefused
+from service.audit.spooling import SpoolingAuditTrail
 from service.config import Settings
 from tests.integration import records
 
@@ -28,7 +30,7 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def sqlite_trail(sqlite_url: str, tmp_path: Path) -> Iterator[SqlAuditTrail]:
+def sqlite_trail(sqlite_url: str, tmp_path: Path) -> Iterator[SpoolingAuditTrail]:
     trail = create_audit_trail(
         Settings(database_url=sqlite_url, spool_dir=tmp_path / "spool"), start=False
     )
@@ -36,7 +38,7 @@ def sqlite_trail(sqlite_url: str, tmp_path: Path) -> Iterator[SqlAuditTrail]:
     trail.close()
 
 
-def test_sqlite_store_and_show(sqlite_trail: SqlAuditTrail, sqlite_url: str) -> None:
+def test_sqlite_store_and_show(sqlite_trail: SpoolingAuditTrail, sqlite_url: str) -> None:
     record = records.invocation(cards=2, patient="Patient/local")
     sqlite_trail.record_invocation(record)
     card = record.cards[1].uuid
@@ -47,7 +49,12 @@ def test_sqlite_store_and_show(sqlite_trail: SqlAuditTrail, sqlite_url: str) -> 
         sqlite_trail.record_feedback([records.feedback(str(uuid.uuid4()))])
     assert sqlite_trail.remember_jti("iss", "j-1", records.in_minutes(5)) is True
     assert sqlite_trail.remember_jti("iss", "j-1", records.in_minutes(5)) is False
-    assert sqlite_trail.health() == {"database": "up", "spool_depth": 0, "database_errors": 0}
+    assert sqlite_trail.health() == {
+        "database": "up",
+        "spool_depth": 0,
+        "replay_pending": 0,
+        "database_errors": 0,
+    }
 
     result = CliRunner().invoke(
         audit_group, ["show", "--format", "json"], env={"DATABASE_URL": sqlite_url}
