@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from flask import Flask
 
-from service.audit.records import AuditTrail
+from service.audit.records import AuditTrail, ReplayStore
 from service.cds.feedback import FeedbackDesk
 from service.cds.hook import HookHandler
 from service.cds.locate import FhirSource
@@ -42,22 +42,31 @@ def create_app(
     settings: Settings | None = None,
     *,
     audit: AuditTrail | None = None,
+    replay: ReplayStore | None = None,
     knowledge: Knowledge | None = None,
     fhir: FhirSource | None = None,
     clock: Callable[[], datetime] = utc_now,
     new_id: Callable[[], uuid.UUID] = uuid.uuid4,
 ) -> Flask:
-    """The Flask app. ``audit`` defaults to the trail ``settings`` name (the caller
-    closes it: ``app.extensions["backpain_cds"].audit.close()``)."""
+    """The Flask app.
+
+    ``audit`` defaults to the trail ``settings`` name, and ``replay`` (the ``jti`` store
+    of client authentication) to that trail's; the caller closes the trail
+    (``app.extensions["backpain_cds"].audit.close()``). A caller giving its own ``audit``
+    with ``CDS_AUTH`` on gives a ``replay`` store too.
+    """
     settings = settings or Settings.from_env()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
+    endpoint = MetricsEndpoint(settings.prometheus_multiproc_dir)
     if audit is None:
         from service.audit.factory import create_audit_trail
 
-        audit = create_audit_trail(settings)
+        trail = create_audit_trail(settings, hooks=endpoint.metrics.audit_hooks())
+        audit, replay = trail, replay or trail.replay
+    endpoint.bind(audit)
     screener = Screener(
         knowledge or load_knowledge(settings),
         max_items=settings.max_qr_items,
@@ -74,12 +83,11 @@ def create_app(
             "CDS_AUTH=off: client JWTs are NOT verified. Local use only; never in production."
         )
     register_error_handlers(app)
-    metrics = MetricsEndpoint(audit, settings.prometheus_multiproc_dir)
-    gate = security.authentication_gate(settings, audit)
+    gate = security.authentication_gate(settings, replay)
     lifecycle.install(
         app,
         audit=audit,
-        endpoint=metrics,
+        metrics=endpoint.metrics,
         services=handler.services,
         clock=clock,
         new_id=new_id,
@@ -90,5 +98,5 @@ def create_app(
     app.register_blueprint(public.bp)
     if settings.portal_enabled:
         install_portal(app, settings, handler)
-    app.add_url_rule(METRICS_PATH, "metrics", metrics.view, methods=["GET"])
+    app.add_url_rule(METRICS_PATH, "metrics", endpoint.view, methods=["GET"])
     return app

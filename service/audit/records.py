@@ -124,9 +124,6 @@ class AuditTrail(Protocol):
     def record_refusal(self, client_key: str, status: int, at: datetime) -> None:
         """Count one call refused before authentication; never raises."""
 
-    def remember_jti(self, iss: str, jti: str, expires_at: datetime) -> bool:
-        """Delegates to the replay store (``ReplayStore``) until the app wires that one directly."""
-
     def health(self) -> dict[str, Any]:
         """{"database": "up"|"down", "spool_depth": int}."""
 

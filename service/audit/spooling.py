@@ -209,11 +209,6 @@ class SpoolingAuditTrail:
             raise AuditUnavailable(f"audit database down and spool failed: {exc}") from exc
         return len(distinct)
 
-    # -- replay protection (the app will wire ``replay`` directly) ---------------------
-
-    def remember_jti(self, iss: str, jti: str, expires_at: datetime) -> bool:
-        return self.replay.remember_jti(iss, jti, expires_at)
-
     # -- health and the drainer --------------------------------------------------------
 
     def health(self) -> dict[str, Any]:

@@ -13,7 +13,6 @@ what was sent.
 from __future__ import annotations
 
 import logging
-import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
@@ -23,7 +22,7 @@ from flask import Flask
 
 from service.http import trace as tracing
 from service.http.auditing import build_record
-from service.http.metrics import HealthSource, Metrics, MetricsEndpoint, service_label
+from service.http.metrics import Metrics, service_label
 from service.http.trace import REQUEST_ID_HEADER, RequestTrace
 
 if TYPE_CHECKING:
@@ -34,6 +33,8 @@ if TYPE_CHECKING:
 request_log = logging.getLogger("service.request")
 
 Gate = Callable[[RequestTrace], None]
+#: 401 no or bad token; 403 the portal's same-origin or CSRF check; 429 over the rate
+REFUSED_UNAUTHENTICATED = frozenset({401, 403, 429})
 _MAX_PATH = 256
 _MAX_HOOK = 64
 
@@ -58,28 +59,6 @@ def log_fields(trace: RequestTrace, status: int, latency_ms: float, service: str
     }
 
 
-class _AuditErrorSync:
-    """Carries the audit store's count of failed database operations into the counter."""
-
-    def __init__(self, audit: HealthSource, metrics: Metrics) -> None:
-        self._audit = audit
-        self._metrics = metrics
-        self._seen = 0
-        self._lock = threading.Lock()
-
-    def __call__(self) -> None:
-        try:
-            total = self._audit.health().get("database_errors")
-        except Exception:
-            return
-        if not isinstance(total, int):
-            return
-        with self._lock:
-            delta, self._seen = total - self._seen, max(total, self._seen)
-        if delta > 0:
-            self._metrics.database_errors.labels(check="audit").inc(delta)
-
-
 class RequestEnd:
     """WSGI middleware: sees the final status, then audits, counts and logs the request."""
 
@@ -87,14 +66,13 @@ class RequestEnd:
         self,
         wsgi_app: WSGIApplication,
         audit: AuditTrail,
-        endpoint: MetricsEndpoint,
+        metrics: Metrics,
         services: Mapping[str, Any],
     ) -> None:
         self._app = wsgi_app
         self._audit = audit
-        self._metrics = endpoint.metrics
+        self._metrics = metrics
         self._services = services
-        self._sync_audit_errors = _AuditErrorSync(audit, endpoint.metrics)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         sent: list[int] = []
@@ -115,20 +93,29 @@ class RequestEnd:
     def finish(self, trace: RequestTrace, status: int) -> None:
         latency_ms = trace.elapsed_ms()
         if trace.is_audited:
-            self._audit.record_invocation(build_record(trace, status, latency_ms))
+            if is_refusal(trace, status):
+                self._audit.record_refusal(trace.client_address, status, trace.started_at)
+            else:
+                self._audit.record_invocation(build_record(trace, status, latency_ms))
         service = service_label(trace, self._services)
         self._metrics.observe(trace, status, latency_ms, service)
-        self._sync_audit_errors()
         request_log.info(
             "request", extra={"fields": log_fields(trace, status, latency_ms, service)}
         )
+
+
+def is_refusal(trace: RequestTrace, status: int) -> bool:
+    """A call refused before anyone was authenticated (no token, a bad one, a forged
+    portal page, a client over its rate): counted per client and window, not one row each,
+    so strangers cannot make the audit trail (or, in an outage, the spool) grow per call."""
+    return trace.client_iss is None and status in REFUSED_UNAUTHENTICATED
 
 
 def install(
     app: Flask,
     *,
     audit: AuditTrail,
-    endpoint: MetricsEndpoint,
+    metrics: Metrics,
     services: Mapping[str, Any],
     clock: Callable[[], datetime],
     new_id: Callable[[], uuid.UUID],
@@ -142,4 +129,4 @@ def install(
         for gate in gates:
             gate(trace)
 
-    app.wsgi_app = RequestEnd(app.wsgi_app, audit, endpoint, services)  # type: ignore[method-assign]
+    app.wsgi_app = RequestEnd(app.wsgi_app, audit, metrics, services)  # type: ignore[method-assign]

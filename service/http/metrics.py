@@ -28,6 +28,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
+from service.audit.state import AuditHooks
 from service.http.trace import RequestTrace
 
 METRICS_PATH = "/metrics"
@@ -54,6 +55,9 @@ class Metrics:
     latency: Histogram
     cards: Counter
     database_errors: Counter
+    dead_letters: Counter
+    records_lost: Counter
+    records_dropped: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None) -> Metrics:
@@ -84,6 +88,33 @@ class Metrics:
                 ["check"],
                 registry=registry,
             ),
+            dead_letters=Counter(
+                "backpain_cds_audit_dead_letters",
+                "Audit records the database refused for good, kept in the dead-letter file.",
+                ["kind"],
+                registry=registry,
+            ),
+            records_lost=Counter(
+                "backpain_cds_audit_records_lost",
+                "Audit records neither the database, the spool nor the dead letters could keep.",
+                ["kind"],
+                registry=registry,
+            ),
+            records_dropped=Counter(
+                "backpain_cds_audit_records_dropped",
+                "Audit records dropped while the database was down and the spool was full.",
+                ["kind"],
+                registry=registry,
+            ),
+        )
+
+    def audit_hooks(self) -> AuditHooks:
+        """What the audit adapter reports as it happens, counted here (nothing polls)."""
+        return AuditHooks(
+            on_database_error=lambda _operation: self.database_errors.labels(check="audit").inc(),
+            on_dead_letter=lambda kind: self.dead_letters.labels(kind=kind).inc(),
+            on_record_lost=lambda kind: self.records_lost.labels(kind=kind).inc(),
+            on_spool_full=lambda kind: self.records_dropped.labels(kind=kind).inc(),
         )
 
     def observe(self, trace: RequestTrace, status: int, latency_ms: float, service: str) -> None:
@@ -136,10 +167,11 @@ class _Scrape(Collector):
 
 
 class MetricsEndpoint:
-    """Owns the registry (or the multi-process files) of one app."""
+    """Owns the registry (or the multi-process files) of one app; ``bind`` names the audit
+    trail whose health each scrape reads (the trail is built with these metrics' hooks)."""
 
-    def __init__(self, audit: HealthSource, multiproc_dir: str | None) -> None:
-        self._audit = audit
+    def __init__(self, multiproc_dir: str | None) -> None:
+        self._audit: HealthSource | None = None
         self._multiproc = multiproc_dir
         if multiproc_dir:
             # Values go to the mmap files; collection reads every worker's files.
@@ -152,7 +184,12 @@ class MetricsEndpoint:
             PlatformCollector(registry=self._registry)
             GCCollector(registry=self._registry)
 
+    def bind(self, audit: HealthSource) -> None:
+        self._audit = audit
+
     def _health(self) -> Mapping[str, Any]:
+        if self._audit is None:
+            return {"database": "down", "spool_depth": 0}
         try:
             return self._audit.health()
         except Exception:  # a scrape must still answer; count it as the DB being down

@@ -166,11 +166,13 @@ def check_settings(settings: Settings) -> None:
 
 
 def authentication_gate(
-    settings: Settings, replay_store: ReplayStore
+    settings: Settings, replay_store: ReplayStore | None
 ) -> Callable[[RequestTrace], None] | None:
     """The request gate checking client JWTs on /cds-services (None while CDS_AUTH is off)."""
     if not settings.auth_enabled:
         return None
+    if replay_store is None:
+        raise ConfigError("CDS_AUTH is on: client authentication needs a jti replay store")
     verifier = build_verifier(settings, replay_store)
 
     def require_client_jwt(trace: RequestTrace) -> None:

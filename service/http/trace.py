@@ -53,6 +53,8 @@ class RequestTrace:
     #: the matched route ("/cds-services/<service_id>"), or "unmatched"
     endpoint: str
     view_args: Mapping[str, Any] = field(default_factory=dict)
+    #: the peer's address (the key refused calls are counted under)
+    client_address: str = "unknown"
     hook: str | None = None
     hook_instance: str | None = None
     patient_ref: str | None = None
@@ -110,6 +112,7 @@ def begin(started_at: datetime, new_id: uuid.UUID) -> RequestTrace:
         path=request.path,
         endpoint=rule.rule if rule is not None else "unmatched",
         view_args=dict(request.view_args or {}),
+        client_address=(request.remote_addr or "unknown")[:64],
     )
     g.trace = trace
     request.environ[ENVIRON_KEY] = trace

@@ -180,10 +180,10 @@ def test_feedback_on_a_card_never_issued_is_refused(audit_trail: SpoolingAuditTr
 def test_jti_replay(audit_trail: SpoolingAuditTrail) -> None:
     iss, jti = "https://ehr.example.org", str(uuid.uuid4())
     expires = records.in_minutes(5)
-    assert audit_trail.remember_jti(iss, jti, expires) is True
-    assert audit_trail.remember_jti(iss, jti, expires) is False
+    assert audit_trail.replay.remember_jti(iss, jti, expires) is True
+    assert audit_trail.replay.remember_jti(iss, jti, expires) is False
     # the same jti from another issuer is another token
-    assert audit_trail.remember_jti("https://other.example.org", jti, expires) is True
+    assert audit_trail.replay.remember_jti("https://other.example.org", jti, expires) is True
 
 
 def test_many_threads_race_one_jti_exactly_one_wins(audit_trail: SpoolingAuditTrail) -> None:
@@ -194,7 +194,7 @@ def test_many_threads_race_one_jti_exactly_one_wins(audit_trail: SpoolingAuditTr
     def race() -> None:
         start.wait()
         results.append(
-            audit_trail.remember_jti("https://ehr.example.org", jti, records.in_minutes(5))
+            audit_trail.replay.remember_jti("https://ehr.example.org", jti, records.in_minutes(5))
         )
 
     workers = [threading.Thread(target=race) for _ in range(8)]

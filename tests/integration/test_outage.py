@@ -128,8 +128,12 @@ def test_n_calls_leave_n_rows_through_an_outage(
             trail.known_card_uuids([card, str(uuid.uuid4())])
         assert trail.record_feedback([records.feedback(card)]) == 1
         # replay protection falls back to this process's memory
-        assert trail.remember_jti("https://ehr.example.org", "j-outage", records.in_minutes(5))
-        assert not trail.remember_jti("https://ehr.example.org", "j-outage", records.in_minutes(5))
+        assert trail.replay.remember_jti(
+            "https://ehr.example.org", "j-outage", records.in_minutes(5)
+        )
+        assert not trail.replay.remember_jti(
+            "https://ehr.example.org", "j-outage", records.in_minutes(5)
+        )
 
         proxy.restore()
         for _ in range(20):

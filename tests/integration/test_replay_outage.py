@@ -58,16 +58,16 @@ def test_no_jti_is_accepted_twice_in_a_pod_and_every_one_reaches_postgres(
     other_pod = worker(url, tmp_path / "pod-b")
     expires = records.in_minutes(5)
     try:
-        assert first.remember_jti(ISS, "before", expires) is True
+        assert first.replay.remember_jti(ISS, "before", expires) is True
 
         proxy.cut()
         # used before the outage: refused by every worker of the pod during it
-        assert first.remember_jti(ISS, "before", expires) is False
-        assert second.remember_jti(ISS, "before", expires) is False
+        assert first.replay.remember_jti(ISS, "before", expires) is False
+        assert second.replay.remember_jti(ISS, "before", expires) is False
         # accepted during the outage by one worker: refused by the others
-        assert second.remember_jti(ISS, "during", expires) is True
-        assert first.remember_jti(ISS, "during", expires) is False
-        assert second.remember_jti(ISS, "during", expires) is False
+        assert second.replay.remember_jti(ISS, "during", expires) is True
+        assert first.replay.remember_jti(ISS, "during", expires) is False
+        assert second.replay.remember_jti(ISS, "during", expires) is False
         assert first.health()["replay_pending"] == 1
 
         proxy.restore()
@@ -75,8 +75,8 @@ def test_no_jti_is_accepted_twice_in_a_pod_and_every_one_reaches_postgres(
         assert first.health()["replay_pending"] == 0
         assert first.health()["database"] == "up"
         # the jti accepted during the outage reached PostgreSQL: another pod refuses it
-        assert other_pod.remember_jti(ISS, "during", expires) is False
-        assert other_pod.remember_jti(ISS, "after", expires) is True
+        assert other_pod.replay.remember_jti(ISS, "during", expires) is False
+        assert other_pod.replay.remember_jti(ISS, "after", expires) is True
     finally:
         for trail in (first, second, other_pod):
             trail.close()
@@ -90,15 +90,15 @@ def test_fail_closed_refuses_while_postgres_cannot_be_asked(
     try:
         proxy.cut()
         with pytest.raises(ReplayUnavailable):
-            trail.remember_jti(ISS, "refused", expires)
+            trail.replay.remember_jti(ISS, "refused", expires)
         assert issubclass(ReplayUnavailable, AuditUnavailable)  # the auth layer's 503
         with pytest.raises(ReplayUnavailable):
-            trail.remember_jti(ISS, "refused", expires)  # still unknown, not a replay
+            trail.replay.remember_jti(ISS, "refused", expires)  # still unknown, not a replay
         proxy.restore()
         trail.drain_once()
         # the refused call was never accepted: its token may be used once now
-        assert trail.remember_jti(ISS, "refused", expires) is True
-        assert trail.remember_jti(ISS, "refused", expires) is False
+        assert trail.replay.remember_jti(ISS, "refused", expires) is True
+        assert trail.replay.remember_jti(ISS, "refused", expires) is False
     finally:
         trail.close()
 

@@ -47,8 +47,8 @@ def test_sqlite_store_and_show(sqlite_trail: SpoolingAuditTrail, sqlite_url: str
     assert sqlite_trail.record_feedback([records.feedback(card, outcome="accepted")]) == 0
     with pytest.raises(FeedbackRefused):
         sqlite_trail.record_feedback([records.feedback(str(uuid.uuid4()))])
-    assert sqlite_trail.remember_jti("iss", "j-1", records.in_minutes(5)) is True
-    assert sqlite_trail.remember_jti("iss", "j-1", records.in_minutes(5)) is False
+    assert sqlite_trail.replay.remember_jti("iss", "j-1", records.in_minutes(5)) is True
+    assert sqlite_trail.replay.remember_jti("iss", "j-1", records.in_minutes(5)) is False
     assert sqlite_trail.health() == {
         "database": "up",
         "spool_depth": 0,

@@ -117,9 +117,9 @@ def test_replay_protection_still_asks_postgres_while_invocation_is_locked(
                 assert pod.health()["database"] == "down"  # audit writes time out
                 bounded(pod.drain_once)  # the drainer probes: PostgreSQL answers
             first, second = pods
-            assert first.remember_jti("https://ehr.example.org", "during-lock", expires)
-            assert not second.remember_jti("https://ehr.example.org", "during-lock", expires)
-            assert second.remember_jti("https://ehr.example.org", "other", expires)
+            assert first.replay.remember_jti("https://ehr.example.org", "during-lock", expires)
+            assert not second.replay.remember_jti("https://ehr.example.org", "during-lock", expires)
+            assert second.replay.remember_jti("https://ehr.example.org", "other", expires)
     finally:
         for pod in pods:
             pod.close()

@@ -31,12 +31,16 @@ class Health:
     def __init__(self, database: str = "up", spool_depth: int = 0) -> None:
         self.state: dict[str, Any] = {"database": database, "spool_depth": spool_depth}
         self.records: list[InvocationRecord] = []
+        self.refusals: list[tuple[str, int, datetime]] = []
 
     def health(self) -> Mapping[str, Any]:
         return dict(self.state)
 
     def record_invocation(self, record: InvocationRecord) -> None:
         self.records.append(record)
+
+    def record_refusal(self, client_key: str, status: int, at: datetime) -> None:
+        self.refusals.append((client_key, status, at))
 
 
 def _finding(rule_id: str, indicator: str) -> Finding:
@@ -53,11 +57,13 @@ def _finding(rule_id: str, indicator: str) -> Finding:
 def make_app(health: Health) -> Flask:
     app = Flask(__name__)
     register_error_handlers(app)
-    endpoint = MetricsEndpoint(health, None)
+    endpoint = MetricsEndpoint(None)
+    endpoint.bind(health)
+    app.extensions["hooks"] = endpoint.metrics.audit_hooks()
     lifecycle.install(
         app,
         audit=health,  # type: ignore[arg-type]
-        endpoint=endpoint,
+        metrics=endpoint.metrics,
         services={},
         clock=lambda: datetime(2026, 12, 1, tzinfo=UTC),
         new_id=uuid.uuid4,
@@ -204,19 +210,49 @@ def test_logging_config_rejects_an_unknown_level() -> None:
     assert logging_config("debug")["root"]["level"] == "DEBUG"
 
 
-def test_failed_audit_database_operations_are_counted_once() -> None:
+def test_the_audit_adapter_reports_its_failures_as_they_happen() -> None:
+    app = make_app(Health())
+    hooks = app.extensions["hooks"]
+    for _ in range(3):
+        hooks.on_database_error("write")
+    hooks.on_dead_letter("invocation")
+    hooks.on_record_lost("feedback")
+    hooks.on_spool_full("invocation")
+    hooks.on_spool_full("invocation")
+    found = samples(app)
+    assert found[("backpain_cds_database_errors_total", (("check", "audit"),))] == 3.0
+    assert found[("backpain_cds_audit_dead_letters_total", (("kind", "invocation"),))] == 1.0
+    assert found[("backpain_cds_audit_records_lost_total", (("kind", "feedback"),))] == 1.0
+    assert found[("backpain_cds_audit_records_dropped_total", (("kind", "invocation"),))] == 2.0
+
+
+def test_metrics_do_not_poll_the_audit_on_each_request() -> None:
+    class Counting(Health):
+        calls = 0
+
+        def health(self) -> Mapping[str, Any]:
+            Counting.calls += 1
+            return super().health()
+
+    client = make_app(Counting()).test_client()
+    for _ in range(5):
+        client.post("/cds-services/x", json={})
+    assert Counting.calls == 0
+
+
+def test_refused_calls_are_counted_per_client_not_recorded_one_by_one() -> None:
     health = Health()
     app = make_app(health)
+
+    @app.post("/cds-services/<service_id>/refused")
+    def refused(service_id: str) -> Any:
+        raise Problem(401, "Unauthorized", code="login")
+
     client = app.test_client()
-    key = ("backpain_cds_database_errors_total", (("check", "audit"),))
-    health.state["database_errors"] = 3
-    client.post("/cds-services/backpain-redflags-intake", json={})
-    assert samples(app)[key] == 3.0
-    client.post("/cds-services/backpain-redflags-intake", json={})  # no new failures
-    assert samples(app)[key] == 3.0
-    health.state["database_errors"] = 5
-    client.get("/healthz")
-    assert samples(app)[key] == 5.0
+    for _ in range(3):
+        assert client.post("/cds-services/x/refused", json={}).status_code == 401
+    assert health.records == []
+    assert [(key, status) for key, status, _ in health.refusals] == [("127.0.0.1", 401)] * 3
 
 
 def test_the_audit_records_the_status_sent_even_when_a_late_hook_fails() -> None:
