@@ -5,4 +5,5 @@ from tests.pg import (  # noqa: F401  (fixtures)
     database_url,
     make_database,
     pg_server_url,
+    pytest_terminal_summary,
 )
