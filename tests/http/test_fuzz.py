@@ -1,8 +1,8 @@
 """Property-based fuzzing of the HTTP API from openapi.yaml (schemathesis), in-process.
 
-schemathesis calls the WSGI app directly. Schema-valid and schema-violating requests for every operation; a
-bounded number of cases per operation. Fails on any 5xx and on any response the
-contract does not describe (status code, content type, body schema).
+schemathesis calls the WSGI app directly. Schema-valid and schema-violating requests
+for every operation; a bounded number of cases per operation. Fails on any 5xx and on
+any response the contract does not describe (status code, content type, body schema).
 """
 
 from __future__ import annotations

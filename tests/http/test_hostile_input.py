@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import copy
 import json
-import uuid
 import logging
+import uuid
 from pathlib import Path
 from typing import Any
 
