@@ -55,7 +55,7 @@ def call_service(service_id: str) -> Response:
     except QuestionnaireResponseInvalid as exc:
         raise Problem(422, str(exc), code="invalid", expression=exc.expression) from exc
     trace.result = result
-    if trace.patient_ref is None and result.screening.subject:
+    if trace.patient_ref is None and result.screening and result.screening.subject:
         trace.patient_ref = result.screening.subject
     return jsonify(result.response)
 

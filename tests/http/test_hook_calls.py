@@ -50,7 +50,9 @@ def test_discovery_lists_the_three_services(client: FlaskClient) -> None:
     assert "prefetch" not in services["backpain-redflags-intake"]
     for service_id in ("backpain-redflags-patient-view", "backpain-redflags-encounter-start"):
         query = services[service_id]["prefetch"]["intake"]
-        assert query.startswith("QuestionnaireResponse?subject={{context.patientId}}")
+        # the search parameter `patient` says "this patient"; a bare-id `subject` may not
+        assert query.startswith("QuestionnaireResponse?patient={{context.patientId}}&")
+        assert "subject=" not in query
         assert "status=completed" in query and "_sort=-authored" in query
 
 
@@ -123,7 +125,8 @@ def test_fhir_server_path_uses_bearer_token(
     assert response.json["cards"][0]["indicator"] == "critical"
     search = store.seen[0]
     assert search["path"].endswith("/QuestionnaireResponse")
-    assert search["params"]["subject"] == "athlete-1"
+    assert search["params"]["patient"] == "athlete-1"
+    assert "subject" not in search["params"]
     assert search["params"]["status"] == "completed"
     assert search["authorization"] == f"Bearer {token}"
     assert audit.last.qr_source == "fhirServer"
@@ -138,9 +141,32 @@ def test_412_when_no_source_of_data(client: FlaskClient, audit: FakeAuditTrail) 
     assert audit.last.http_status == 412 and audit.last.error_code == "not-found"
 
 
-def test_412_when_prefetch_is_null(client: FlaskClient) -> None:
-    response = post(client, PATIENT_VIEW, envelope(prefetch={"intake": None}))
-    assert response.status_code == 412
+@pytest.mark.parametrize(
+    "prefetched",
+    [
+        None,  # CDS Hooks: the client's prefetch search found nothing
+        searchset(),
+        {**searchset(), "total": 0},
+    ],
+    ids=["null", "empty-searchset", "empty-searchset-with-total"],
+)
+def test_no_intake_on_file_is_200_with_no_cards(
+    client: FlaskClient, audit: FakeAuditTrail, prefetched: dict[str, Any] | None
+) -> None:
+    """patient-view fires on every chart open: no intake is nothing to say, not an error."""
+    response = post(client, PATIENT_VIEW, envelope(prefetch={"intake": prefetched}))
+    assert response.status_code == 200
+    assert response.json == {"cards": []}
+    record = audit.last
+    assert (record.http_status, record.cards, record.qr_source) == (200, (), "prefetch")
+    assert record.error_code is None and record.patient_ref == "Patient/athlete-1"
+
+
+def test_prefetch_bundle_with_entries_that_are_not_resources_is_400(client: FlaskClient) -> None:
+    broken = {"resourceType": "Bundle", "type": "searchset", "entry": [1, "x"]}
+    response = post(client, PATIENT_VIEW, envelope(prefetch={"intake": broken}))
+    assert response.status_code == 400
+    assert response.json["issue"][0]["expression"] == ["prefetch.intake"]
 
 
 def test_412_when_fhir_server_fails(client: FlaskClient) -> None:
@@ -153,10 +179,18 @@ def test_412_when_fhir_server_fails(client: FlaskClient) -> None:
     assert "503" not in diagnostics and "fhirServer gave no usable answer" in diagnostics
 
 
-def test_412_when_fhir_server_has_no_intake(client: FlaskClient) -> None:
-    with fhir_server(FakeFhirStore()) as base:
+def test_200_with_no_cards_when_fhir_server_has_no_intake(
+    client: FlaskClient, audit: FakeAuditTrail
+) -> None:
+    store = FakeFhirStore(
+        questionnaire_responses=[with_subject(sample_qr(), "someone-else", "2026-11-20T10:00:00Z")]
+    )
+    with fhir_server(store) as base:
         response = post(client, PATIENT_VIEW, envelope(fhirServer=base))
-    assert response.status_code == 412
+    assert response.status_code == 200
+    assert response.json == {"cards": []}
+    assert store.seen[0]["params"]["patient"] == "athlete-1"
+    assert (audit.last.qr_source, audit.last.cards) == ("fhirServer", ())
 
 
 def test_422_for_a_qr_that_is_not_valid_fhir(client: FlaskClient) -> None:
