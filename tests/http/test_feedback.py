@@ -35,7 +35,8 @@ def test_feedback_on_issued_card_is_accepted_and_unknown_refused(
 ) -> None:
     cards = issued_cards(client)
     item = overridden(cards[0]["uuid"])
-    assert conforms(client.post(FEEDBACK, json={"feedback": [item]})).status_code == 200
+    answer = conforms(client.post(FEEDBACK, json={"feedback": [item]}))
+    assert answer.status_code == 200
     [stored] = audit.feedback
     assert stored.card_uuid == cards[0]["uuid"] and stored.outcome == "overridden"
     assert (stored.override_reason or {})["userComment"] == "already referred"
@@ -53,3 +54,31 @@ def test_feedback_for_an_unknown_service_is_404(client: FlaskClient) -> None:
     item = overridden(issued_cards(client)[0]["uuid"])
     response = conforms(client.post("/cds-services/nope/feedback", json={"feedback": [item]}))
     assert response.status_code == 404
+
+
+def test_feedback_answers_json_saying_what_was_stored(client: FlaskClient) -> None:
+    card = issued_cards(client)[0]["uuid"]
+    items = [overridden(card), overridden(card, when="2026-11-24T11:00:00Z")]
+    answer = conforms(client.post(FEEDBACK, json={"feedback": items}))
+    assert answer.status_code == 200
+    assert answer.mimetype == "application/json"
+    assert answer.json == {"received": 2, "stored": 2}
+    again = conforms(client.post(FEEDBACK, json={"feedback": items[:1]}))
+    assert again.json == {"received": 1, "stored": 0}, "an identical repeat is stored once"
+
+
+def test_several_outcomes_on_one_card_are_kept_as_history(
+    client: FlaskClient, audit: FakeAuditTrail
+) -> None:
+    card = issued_cards(client)[0]["uuid"]
+    accepted = {"card": card, "outcome": "accepted", "outcomeTimestamp": "2026-11-24T10:00:00Z"}
+    later = overridden(card, when="2026-11-24T10:05:00Z")
+    for item in (accepted, later):
+        assert conforms(client.post(FEEDBACK, json={"feedback": [item]})).json == {
+            "received": 1,
+            "stored": 1,
+        }
+    assert [(f.outcome, f.outcome_timestamp.minute) for f in audit.feedback] == [
+        ("accepted", 0),
+        ("overridden", 5),
+    ]
