@@ -29,7 +29,6 @@ from tests.hookdata import (
     with_subject,
 )
 
-
 BASE_URL = f"http://{TEST_HOST}"
 
 
