@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import click
+from sqlalchemy.engine import make_url
 
 from service.audit import migrate, partitions
 from service.audit.codec import json_default
@@ -19,6 +21,17 @@ from service.config import Settings
 
 def _database_url() -> str:
     return Settings.from_env().database_url
+
+
+def _existing_database_url() -> str:
+    """DATABASE_URL for a read-only command: reading never creates a SQLite file."""
+    url = _database_url()
+    parsed = make_url(url)
+    path = parsed.database or ""
+    on_disk = path not in ("", ":memory:") and not path.startswith("file:")
+    if parsed.get_backend_name() == "sqlite" and on_disk and not Path(path).exists():
+        raise click.ClickException(f"no audit database at {path} (DATABASE_URL); nothing to read")
+    return url
 
 
 @click.group("db")
@@ -117,7 +130,7 @@ def db_downgrade(revision: str) -> None:
 @db_group.command("current")
 def db_current() -> None:
     """Print the revision DATABASE_URL is at, and the newest one available."""
-    url = _database_url()
+    url = _existing_database_url()
     click.echo(f"current: {migrate.current(url) or 'base'}")
     click.echo(f"head:    {migrate.head()}")
 
@@ -167,7 +180,8 @@ def audit_show(
         limit=limit,
     )
     settings = Settings.from_env()
-    engine = make_engine(settings.database_url, connect_timeout=settings.db_connect_timeout)
+    url = _existing_database_url()
+    engine = make_engine(url, connect_timeout=settings.db_connect_timeout)
     try:
         entries = find_invocations(engine, query)
     finally:
