@@ -41,7 +41,6 @@ install: $(VENV)/.installed-run
 run: $(VENV)/.installed-run
 	@mkdir -p var
 	@DATABASE_URL=$${DATABASE_URL:-$(LOCAL_DB)} $(BIN)/backpain-cds db upgrade
-	@echo "==> serving on http://$(HOST):$(PORT) (auth OFF; Ctrl-C stops; another port: make run PORT=8081)"
 	@DATABASE_URL=$${DATABASE_URL:-$(LOCAL_DB)} CDS_AUTH=off \
 	  CDS_PUBLIC_URL=$${CDS_PUBLIC_URL:-http://$(HOST):$(PORT)} \
 	  $(BIN)/backpain-cds serve --host $(HOST) --port $(PORT)

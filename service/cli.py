@@ -99,6 +99,8 @@ def serve(host: str, port: int, workers: int | None, threads: int | None) -> Non
         load_knowledge(settings)  # rules/terminology/questionnaires validate before binding
     except (ConfigError, ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc
+    auth = "on" if settings.auth_enabled else "OFF"
+    click.echo(f"serving http://{host}:{port} (auth {auth}; Ctrl-C stops)", err=True)
 
     def load() -> Any:
         """Runs in each worker after the fork: one app, its audit trail closed at exit."""
