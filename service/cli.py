@@ -1,9 +1,9 @@
-"""``backpain-cds``: serve | evaluate | rules check/vocabulary | dev-token | db | audit.
+"""``backpain-cds``: serve | evaluate | rules check/vocabulary/concepts | dev-token | db | audit.
 
 Every command fails the same way: one line on stderr (``Error: ...``) and exit
 status 1, never a traceback (``CliGroup``, for the ``db`` and ``audit`` groups too).
 Usage mistakes keep click's usage message and status 2. Read-only commands
-(``evaluate``, ``rules check``, ``rules vocabulary``, ``audit show``, ``db current``)
+(``evaluate``, ``rules ...``, ``audit show``, ``db current``)
 never create a file.
 """
 
@@ -163,21 +163,18 @@ def rules_check() -> None:
 @rules.command("vocabulary")
 def rules_vocabulary() -> None:
     """The predicates and placeholders rule files may use (markdown, from the engine)."""
-    from service.engine import PREDICATES
-    from service.engine.text import PLACEHOLDERS
+    from service.docgen import vocabulary_markdown
 
-    lines = ["| predicate | takes | holds when |", "|---|---|---|"]
-    for spec in PREDICATES.values():
-        if not spec.needs_concepts:
-            takes = "`true`"
-        else:
-            takes = "`concept`, `concepts` or `valueSet`"
-            takes += " and `codes`" if spec.needs_codes else ""
-            takes += " and `threshold`" if spec.needs_threshold else ""
-        lines.append(f"| `{spec.name}` | {takes} | {spec.description} |")
-    lines += ["", "| placeholder | becomes |", "|---|---|"]
-    lines += [f"| `{{{name}}}` | {text} |" for name, text in PLACEHOLDERS.items()]
-    click.echo("\n".join(lines))
+    click.echo(vocabulary_markdown())
+
+
+@rules.command("concepts")
+def rules_concepts() -> None:
+    """The question concepts a form's items are read by (markdown, from terminology/)."""
+    from service.app import load_knowledge
+    from service.docgen import concepts_markdown
+
+    click.echo(concepts_markdown(load_knowledge(_settings())))
 
 
 @main.command("dev-token")
