@@ -145,7 +145,12 @@ def test_prefetch_that_is_not_a_resource_or_searchset_is_bad_request(intake: Any
 def test_a_fhir_server_answer_with_broken_entries_is_data_unavailable() -> None:
     broken = {"resourceType": "Bundle", "entry": [{"resource": 7}]}
     with pytest.raises(DataUnavailable):
-        locate(request(fhirServer="http://fhir"), FakeFhir(bundle=broken), CANONICAL, server_allowed=True)
+        locate(
+            request(fhirServer="http://fhir"),
+            FakeFhir(bundle=broken),
+            CANONICAL,
+            server_allowed=True,
+        )
 
 
 def test_subject_must_be_the_context_patient() -> None:
