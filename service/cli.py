@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import socket
 import sys
 from pathlib import Path
@@ -100,7 +101,7 @@ def serve(host: str, port: int, workers: int | None, threads: int | None) -> Non
     except (ConfigError, ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc
     auth = "on" if settings.auth_enabled else "OFF"
-    click.echo(f"serving http://{host}:{port} (auth {auth}; Ctrl-C stops)", err=True)
+    logging.getLogger("service").info("serving http://%s:%s (auth %s)", host, port, auth)
 
     def load() -> Any:
         """Runs in each worker after the fork: one app, its audit trail closed at exit."""

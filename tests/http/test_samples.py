@@ -58,3 +58,13 @@ def test_the_feedback_samples_name_the_sample_requests_card(
     latest = max(audit.feedback, key=lambda record: record.outcome_timestamp)
     assert [record.outcome for record in audit.feedback] == ["accepted", "overridden"]
     assert latest.outcome == "overridden"
+
+
+def test_own_form_qr_is_read_by_its_codes(client: FlaskClient) -> None:
+    body = {
+        "hook": "questionnaire-inprogress",
+        "hookInstance": "7d0c5a3e-1b2f-4c8d-9e6a-5f4b3c2d1e0f",
+        "context": {"questionnaireResponse": sample("own-form-qr.json")},
+    }
+    cards = conforms(client.post(INTAKE, json=body)).json["cards"]
+    assert topics_of(cards) == ("cauda-equina",) and cards[0]["indicator"] == "critical"
