@@ -2,14 +2,15 @@
 
 Every fenced ``sh`` block of README.md, docs/*.md and tests/samples/README.md is run,
 in order, in a scratch folder that holds links to the repository's folders (so
-``tests/samples/...``, ``deploy/...`` and ``.venv/bin/backpain-cds`` resolve and
+``tests/samples/...``, ``deploy/...`` and ``.venv/bin/...`` resolve and
 ``var/`` is the scratch folder's own):
 
 - ``make run`` and ``... backpain-cds serve ...`` start a real server process (gunicorn)
   with the environment the command gives, on a free port that replaces ``8080`` in the
   commands after it; a ``curl`` with no server started first gets ``make run``'s;
-- ``make test``/``make bench``/``make install`` and ``docker``/``kubectl``/``git clone``
-  are not run (``make test`` is this suite; the others need what CI lacks);
+- ``make test``/``make bench``/``make install``, ``docker``/``kubectl``/``git clone`` and
+  the portal's vendoring ``update`` are not run (``make test`` is this suite; the
+  others need what CI lacks, or rewrite the repository);
 - every other command runs with bash (``set -euo pipefail``, so a failing ``curl |
   python3 -m json.tool`` fails) and must exit 0 without an OperationOutcome in its
   output, unless the block names one.
@@ -40,7 +41,16 @@ DOCS = [
     *sorted((ROOT / "docs").glob("*.md")),
     ROOT / "tests" / "samples" / "README.md",
 ]
-NOT_RUN = ("make test", "make bench", "make install", "docker ", "kubectl ", "git clone")
+NOT_RUN = (
+    "make test",
+    "make bench",
+    "make install",
+    "docker ",
+    "kubectl ",
+    "git clone",
+    # downloads a release from npm and rewrites the vendored files of the repository
+    ".venv/bin/python -m service.portal.vendoring update",
+)
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 DEFAULT_PORT = "8080"
 
@@ -165,8 +175,7 @@ def scratch(tmp_path: Path) -> Path:
     for entry in ROOT.iterdir():
         if entry.name not in {".venv", "var", ".git"}:
             (folder / entry.name).symlink_to(entry)
-    (folder / ".venv").mkdir()
-    (folder / ".venv" / "bin").symlink_to(Path(sys.executable).parent)
+    (folder / ".venv").symlink_to(Path(sys.prefix))  # the virtualenv running the tests
     return folder
 
 
