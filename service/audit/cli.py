@@ -218,9 +218,11 @@ def _table_lines(entry: AuditEntry) -> str:
         lines.append(f"    [{card.indicator}] {card.rule_id} ({card.topic})  card {card.card_uuid}")
         if not card.feedback:
             lines.append("        feedback: none")
-        for fb in card.feedback:
+        for index, fb in enumerate(card.feedback):  # history; the latest is current
+            current = " (current)" if index == len(card.feedback) - 1 else ""
             reason = ""
             if fb.override_reason:
                 reason = "  reason: " + json.dumps(fb.override_reason, ensure_ascii=False)
-            lines.append(f"        feedback: {fb.outcome} at {_when(fb.outcome_timestamp)}{reason}")
+            when = _when(fb.outcome_timestamp)
+            lines.append(f"        feedback: {fb.outcome} at {when}{current}{reason}")
     return "\n".join(lines)

@@ -236,3 +236,44 @@ def test_dev_token_refuses_an_issuer_that_is_not_loopback(tmp_path: Path) -> Non
     assert result.exit_code == 1
     assert "development only" in result.output
     assert not (tmp_path / "k.pem").exists()
+
+
+# -- audit show: several outcomes on one card --------------------------------------------
+
+
+def test_audit_show_keeps_every_outcome_and_marks_the_latest_current(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sent out of order: the outcome with the latest outcomeTimestamp is current."""
+    from service.app import create_app
+    from service.config import Settings
+    from service.http.runtime import EXTENSION_KEY
+    from tests.hookdata import PATIENT_VIEW, sample
+
+    url = f"sqlite:///{tmp_path}/audit.sqlite3"
+    monkeypatch.setenv("DATABASE_URL", url)
+    assert CliRunner().invoke(main, ["db", "upgrade"]).exit_code == 0
+    app = create_app(Settings(database_url=url, auth_enabled=False, spool_dir=tmp_path / "spool"))
+    try:
+        client = app.test_client()
+        assert (
+            client.post(PATIENT_VIEW, json=sample("patient-view-request.json")).status_code == 200
+        )
+        for name in ("feedback.json", "feedback-accepted.json"):  # 10:05 first, then 10:00
+            assert client.post(f"{PATIENT_VIEW}/feedback", json=sample(name)).status_code == 200
+    finally:
+        app.extensions[EXTENSION_KEY].audit.close()
+
+    table = CliRunner().invoke(main, ["audit", "show", "--patient", "athlete-1"])
+    assert table.exit_code == 0, table.output
+    feedback = [line.strip() for line in table.output.splitlines() if "feedback:" in line]
+    assert feedback[0].startswith("feedback: accepted at 2026-11-24 10:00:00Z")
+    assert "(current)" not in feedback[0]
+    assert feedback[1].startswith("feedback: overridden at 2026-11-24 10:05:00Z (current)")
+
+    shown = CliRunner().invoke(
+        main, ["audit", "show", "--patient", "athlete-1", "--format", "json"]
+    )
+    [card] = json.loads(shown.output)[-1]["cards"]
+    assert [f["outcome"] for f in card["feedback"]] == ["accepted", "overridden"]
+    assert card["current_outcome"] == "overridden"
