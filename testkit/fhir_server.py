@@ -160,7 +160,8 @@ def _handler(store: FakeFhirStore) -> type[BaseHTTPRequestHandler]:
 def fhir_server(store: FakeFhirStore, host: str = "127.0.0.1") -> Iterator[str]:
     """Serve ``store`` on a free port of a loopback address; yields the base URL."""
     httpd = ThreadingHTTPServer((host, 0), _handler(store))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    # a short poll interval: shutdown() waits for it, at every end of a test
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     try:
         yield f"http://{host}:{httpd.server_address[1]}/fhir"
