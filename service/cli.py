@@ -1,10 +1,19 @@
-"""``backpain-cds``: serve | evaluate | rules check | db upgrade | audit show."""
+"""``backpain-cds``: serve | evaluate | rules check/vocabulary/concepts | dev-token | db | audit.
+
+Every command fails the same way: one line on stderr (``Error: ...``) and exit
+status 1, never a traceback (``CliGroup``, for the ``db`` and ``audit`` groups too).
+Usage mistakes keep click's usage message and status 2. Read-only commands
+(``evaluate``, ``rules ...``, ``audit show``, ``db current``)
+never create a file.
+"""
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
+import socket
 import sys
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +24,30 @@ from service.config import ConfigError, Settings
 from service.http.server import gunicorn_options, run_gunicorn
 
 
+def one_line(exc: BaseException) -> str:
+    """The first line of an error's message (SQL drivers add several), or its type."""
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    return first or type(exc).__name__
+
+
+class CliGroup(click.Group):
+    """Turns any error a command raises into one ``Error:`` line and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError:
+            raise
+        except click.ClickException as exc:
+            if "\n" in exc.message:
+                raise click.ClickException(" / ".join(exc.message.split("\n"))) from exc
+            raise
+        except (click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            raise click.ClickException(one_line(exc)) from exc
+
+
 def _settings() -> Settings:
     try:
         return Settings.from_env()
@@ -22,9 +55,29 @@ def _settings() -> Settings:
         raise click.ClickException(f"configuration: {exc}") from exc
 
 
-@click.group()
+@click.group(cls=CliGroup)
 def main() -> None:
     """Back-pain red-flag CDS Hooks service."""
+
+
+def ensure_port_free(host: str, port: int) -> None:
+    """Refuse to start when ``host:port`` cannot be bound (checked before gunicorn starts)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise click.ClickException(f"cannot resolve host {host!r}: {exc.strerror}") from exc
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise click.ClickException(
+                    f"port {port} on {host} is already in use; stop what is using it or "
+                    f"choose another port (make run PORT={port + 1}, or --port {port + 1})"
+                ) from exc
+            raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
 
 
 @main.command()
@@ -35,6 +88,7 @@ def main() -> None:
 def serve(host: str, port: int, workers: int | None, threads: int | None) -> None:
     """Run the production server (gunicorn)."""
     settings = _settings()  # fail fast on bad configuration, before forking
+    ensure_port_free(host, port)
     from service.http.logs import configure_logging
 
     configure_logging(settings.log_level)
@@ -48,6 +102,8 @@ def serve(host: str, port: int, workers: int | None, threads: int | None) -> Non
         load_knowledge(settings)  # rules/terminology/questionnaires validate before binding
     except (ConfigError, ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc
+    auth = "on" if settings.auth_enabled else "OFF"
+    logging.getLogger("service").info("serving http://%s:%s (auth %s)", host, port, auth)
 
     def load() -> Any:
         """Runs in each worker after the fork: one app, its audit trail closed at exit."""
@@ -64,94 +120,27 @@ def serve(host: str, port: int, workers: int | None, threads: int | None) -> Non
     run_gunicorn(gunicorn_options(settings, host, port, workers, threads), load)
 
 
-def _load_request(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise click.ClickException(f"{path}: cannot read JSON ({exc})") from exc
-    if not isinstance(data, dict):
-        raise click.ClickException(f"{path}: expected a JSON object")
-    if "hook" in data:
-        return data
-    if data.get("resourceType") in {"QuestionnaireResponse", "Bundle"}:
-        return {
-            "hook": "questionnaire-inprogress",
-            "hookInstance": str(uuid.uuid5(uuid.NAMESPACE_URL, f"file:{path.name}")),
-            "context": (
-                {"questionnaireResponse": data}
-                if data["resourceType"] == "QuestionnaireResponse"
-                else {}
-            ),
-            **({"prefetch": {"intake": data}} if data["resourceType"] == "Bundle" else {}),
-        }
-    raise click.ClickException(
-        f"{path}: expected a CDS Hooks request or a QuestionnaireResponse/Bundle"
-    )
-
-
-def _table(cards: list[dict[str, Any]]) -> str:
-    if not cards:
-        return "No cards."
-    rows = [("INDICATOR", "TOPIC", "SUMMARY")]
-    rows += [
-        (
-            card.get("indicator", ""),
-            (card.get("source", {}).get("topic") or {}).get("code", ""),
-            card.get("summary", ""),
-        )
-        for card in cards
-    ]
-    widths = [max(len(row[i]) for row in rows) for i in range(2)]
-    return "\n".join(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]}" for r in rows)
-
-
 @main.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 def evaluate(file: Path, fmt: str) -> None:
-    """Screen a QuestionnaireResponse (or a whole hook request) offline.
+    """Screen a QuestionnaireResponse, a searchset Bundle of them (the newest authored
+    wins) or a whole hook request, offline. The table shows the answers that fired
+    each card.
 
     Exit status: 0 when the screen ran, 1 when the input was rejected.
     """
-    from service.app import load_knowledge
-    from service.auth.fhir_servers import FhirServerPolicy
-    from service.cds.errors import BadRequest, DataUnavailable, QuestionnaireResponseInvalid
-    from service.cds.hook import HookHandler
-    from service.cds.screen import Screener
-    from service.fhir.client import FhirClient
-    from service.http.schemas import HookRequestSchema
+    from service.offline import OfflineError, evaluate_request, load_request, table
 
     settings = _settings()
-    screener = Screener(
-        load_knowledge(settings),
-        max_items=settings.max_qr_items,
-        cache_size=0,
-        public_url=settings.public_url,
-    )
-    handler = HookHandler(
-        screener,
-        FhirClient(timeout=settings.fhir_timeout, max_bytes=settings.fhir_max_response_bytes),
-        # offline: no client token, so the auth-off list applies (loopback by default)
-        FhirServerPolicy.without_auth(settings.fhir_servers_allowed),
-    )
-    raw = _load_request(file)
-    service = next((s for s in handler.catalogue if s.hook == raw.get("hook")), None)
-    if service is None:
-        raise click.ClickException(f"no service answers hook {raw.get('hook')!r}")
-    from marshmallow import ValidationError
-
     try:
-        request = HookRequestSchema().load(raw)
-        result = handler.handle(service, request)
-    except ValidationError as exc:
-        raise click.ClickException(f"invalid request: {exc.messages}") from exc
-    except (BadRequest, DataUnavailable, QuestionnaireResponseInvalid) as exc:
+        result, knowledge = evaluate_request(settings, load_request(file))
+    except OfflineError as exc:
         raise click.ClickException(str(exc)) from exc
-    cards = result.response["cards"]
     if fmt == "json":
         click.echo(json.dumps(result.response, indent=2))
     else:
-        click.echo(_table(cards))
+        click.echo(table(result, knowledge.ruleset.questions))
 
 
 @main.group()
@@ -172,6 +161,57 @@ def rules_check() -> None:
         f"OK: {knowledge.ruleset.version}, {len(knowledge.ruleset.rules)} rules, "
         f"intake form {knowledge.library.intake_canonical}"
     )
+
+
+@rules.command("vocabulary")
+def rules_vocabulary() -> None:
+    """The predicates and placeholders rule files may use (markdown, from the engine)."""
+    from service.docgen import vocabulary_markdown
+
+    click.echo(vocabulary_markdown())
+
+
+@rules.command("concepts")
+def rules_concepts() -> None:
+    """The question concepts a form's items are read by (markdown, from terminology/)."""
+    from service.app import load_knowledge
+    from service.docgen import concepts_markdown
+
+    click.echo(concepts_markdown(load_knowledge(_settings())))
+
+
+@main.command("dev-token")
+@click.argument("url")
+@click.option(
+    "--key",
+    "key_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("var/dev-client-key.pem"),
+    show_default=True,
+    help="EC P-384 private key (PEM); created, mode 0600, when missing.",
+)
+@click.option("--iss", default="http://127.0.0.1/dev-client", show_default=True)
+@click.option(
+    "--issuers-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write a trusted-issuers file pinning this key (for CDS_TRUSTED_ISSUERS).",
+)
+def dev_token(url: str, key_file: Path, iss: str, issuers_file: Path | None) -> None:
+    """DEVELOPMENT ONLY: print a CDS Hooks client JWT for URL (the exact URL you will call),
+    signed ES384 with a local key for a loopback issuer. Never for production."""
+    from service import devtoken
+
+    try:
+        devtoken.check_issuer(iss)
+        key = devtoken.load_or_create_key(key_file)
+        if issuers_file is not None:
+            entry = devtoken.issuer_entry(key, iss)
+            issuers_file.parent.mkdir(parents=True, exist_ok=True)
+            issuers_file.write_text(json.dumps({"issuers": [entry]}, indent=2) + "\n")
+            click.echo(f"wrote {issuers_file} (development only)", err=True)
+        click.echo(devtoken.sign(key, iss, url))
+    except devtoken.DevTokenError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 main.add_command(db_group, "db")

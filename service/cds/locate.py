@@ -3,6 +3,13 @@
 ``context.questionnaireResponse`` | ``prefetch.intake`` (a QR, or a searchset
 Bundle whose newest ``authored`` wins) | a search on ``fhirServer`` with the
 bearer ``access_token`` | else ``DataUnavailable`` (412).
+
+A search that worked and found no intake is not an error: the patient has no
+intake on file (``None``; the hook answers with no cards). That is a
+``prefetch.intake`` of ``null`` (CDS Hooks: the client had no data for the key),
+a searchset Bundle without a QuestionnaireResponse, or such a Bundle from
+``fhirServer``. Data that could not be had (no prefetch key and no fhirServer,
+or a fhirServer that failed) is ``DataUnavailable``.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from typing import Any, Protocol
 
 from service.cds.catalogue import PATIENT_PREFETCH_KEY, PREFETCH_KEY, intake_query
 from service.cds.errors import BadRequest, DataUnavailable
+from service.fhir.client import NO_USABLE_ANSWER
 
 
 class FhirSource(Protocol):
@@ -61,14 +69,29 @@ def newest_questionnaire_response(bundle: Mapping[str, Any]) -> dict[str, Any] |
     return max(found, key=_authored) if found else None
 
 
+def broken_entries(bundle: Mapping[str, Any]) -> list[int]:
+    """Positions of ``entry`` items that are not ``{"resource": {...}}`` (all, if not a list)."""
+    entries = bundle.get("entry")
+    if entries is None:
+        return []
+    if not isinstance(entries, list):
+        return [0]
+    return [
+        index
+        for index, entry in enumerate(entries)
+        if not (isinstance(entry, Mapping) and isinstance(entry.get("resource"), Mapping))
+    ]
+
+
 def locate(
     request: Mapping[str, Any],
     fhir: FhirSource,
     intake_canonical: str,
     *,
     server_allowed: bool,
-) -> tuple[dict[str, Any], str]:
-    """The QR JSON and where it came from: context | prefetch | fhirServer.
+) -> tuple[dict[str, Any] | None, str]:
+    """The QR JSON (None: no intake on file) and where it came from:
+    context | prefetch | fhirServer.
 
     ``server_allowed``: whether the request's fhirServer may be called for this client;
     when it may not, the server is never contacted and the answer is 412.
@@ -99,12 +122,11 @@ def locate(
             raise DataUnavailable(
                 f"QuestionnaireResponse could not be read from fhirServer: {exc}"
             ) from exc
-        found = newest_questionnaire_response(bundle)
-        if found is None:
-            raise DataUnavailable(
-                "fhirServer holds no completed intake QuestionnaireResponse for this patient"
+        if broken_entries(bundle):
+            raise DataUnavailable(  # the remote's details are logged, never echoed
+                f"QuestionnaireResponse could not be read from fhirServer: {NO_USABLE_ANSWER}"
             )
-        return found, "fhirServer"
+        return newest_questionnaire_response(bundle), "fhirServer"
 
     raise DataUnavailable(
         f"No QuestionnaireResponse: give context.questionnaireResponse, prefetch "
@@ -112,22 +134,22 @@ def locate(
     )
 
 
-def _from_prefetch(value: Any) -> dict[str, Any]:
+def _from_prefetch(value: Any) -> dict[str, Any] | None:
     if value is None:
-        raise DataUnavailable(
-            f"prefetch '{PREFETCH_KEY}' is null: the client found no intake QuestionnaireResponse"
-        )
+        return None  # the client searched and found nothing
     if not isinstance(value, dict):
         raise BadRequest(
             f"prefetch '{PREFETCH_KEY}' must be a FHIR resource", f"prefetch.{PREFETCH_KEY}"
         )
     if value.get("resourceType") == "Bundle":
-        found = newest_questionnaire_response(value)
-        if found is None:
-            raise DataUnavailable(
-                f"prefetch '{PREFETCH_KEY}' Bundle holds no QuestionnaireResponse"
+        broken = broken_entries(value)
+        if broken:
+            raise BadRequest(
+                f"prefetch '{PREFETCH_KEY}' Bundle entry {broken[0]} is not "
+                '{"resource": {...}}',
+                f"prefetch.{PREFETCH_KEY}",
             )
-        return found
+        return newest_questionnaire_response(value)
     return value  # a QR, or something else that parsing rejects with 422
 
 

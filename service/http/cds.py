@@ -55,7 +55,7 @@ def call_service(service_id: str) -> Response:
     except QuestionnaireResponseInvalid as exc:
         raise Problem(422, str(exc), code="invalid", expression=exc.expression) from exc
     trace.result = result
-    if trace.patient_ref is None and result.screening.subject:
+    if trace.patient_ref is None and result.screening and result.screening.subject:
         trace.patient_ref = result.screening.subject
     return jsonify(result.response)
 
@@ -69,7 +69,7 @@ def feedback(service_id: str) -> Response:
     body = read_json_object(request, max_depth=rt.settings.max_json_depth)
     items = load_or_400(_feedback_schema, body)["feedback"]
     try:
-        rt.feedback.record(service_id, items, trace.client_iss)
+        stored = rt.feedback.record(service_id, items, trace.client_iss)
     except UnknownCards as exc:
         expression = [f"feedback[{index}].card" for index in exc.positions]
         raise Problem(400, str(exc), code="invalid", expression=expression) from exc
@@ -77,4 +77,4 @@ def feedback(service_id: str) -> Response:
         raise Problem(503, "Audit trail unavailable; retry later", code="transient") from exc
     except FeedbackRefused as exc:
         raise Problem(400, f"Feedback refused: {exc}", code="invalid") from exc
-    return Response(status=200)
+    return jsonify({"received": len(items), "stored": stored})

@@ -41,7 +41,8 @@ _MAX_HOOK = 64
 
 def log_fields(trace: RequestTrace, status: int, latency_ms: float, service: str) -> dict[str, Any]:
     """The request's log line: references only, never PHI or tokens."""
-    findings = trace.result.screening.evaluation.findings if trace.result is not None else ()
+    screening = trace.result.screening if trace.result is not None else None
+    findings = screening.evaluation.findings if screening is not None else ()
     return {
         "request_id": trace.request_id,
         "method": trace.method,

@@ -121,7 +121,7 @@ class Metrics:
         code = str(status)
         self.requests.labels(trace.endpoint, service, trace.method, code).inc()
         self.latency.labels(trace.endpoint, service, code).observe(latency_ms / 1000)
-        if trace.result is not None:
+        if trace.result is not None and trace.result.screening is not None:
             for finding in trace.result.screening.evaluation.findings:
                 self.cards.labels(service, finding.indicator, finding.rule_id).inc()
         if trace.endpoint == "/readyz" and status == 503:

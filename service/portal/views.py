@@ -153,7 +153,7 @@ def _screen(p: Portal, qr: dict[str, Any], trace: RequestTrace) -> HookResult:
     except QuestionnaireResponseInvalid as exc:
         raise Problem(422, str(exc), code="invalid", expression=exc.expression) from exc
     trace.result = replace(result, qr_source="portal")
-    if result.screening.subject:
+    if result.screening is not None and result.screening.subject:
         trace.patient_ref = result.screening.subject
     return result
 

@@ -10,7 +10,7 @@ import requests
 
 from testkit.casekit import build_qr
 from testkit.server import ServerProcess
-from tests.e2e.contract import conforms
+from tests.contract import conforms
 
 
 def _session_and_token(server: ServerProcess) -> tuple[requests.Session, str]:

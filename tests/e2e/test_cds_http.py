@@ -1,128 +1,67 @@
-"""The CDS Hooks contract over real HTTP against a real server process."""
+"""The CDS Hooks contract through a real server process (gunicorn) into PostgreSQL.
+
+The HTTP behaviour itself (every status, discovery, CORS, the corpus, the fuzzing) is
+tested in-process in tests/http/; here is what needs the real process: the socket,
+the audit rows in PostgreSQL, readiness from the real database, the process's log.
+"""
 
 from __future__ import annotations
 
-import copy
-import json
 import uuid
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
+from sqlalchemy import Engine, text
 
-from testkit.casekit import Case, build_qr, hook_request, indicators_of, load_cases, topics_of
 from testkit.fhir_server import FakeFhirStore, fhir_server
 from testkit.server import ServerProcess
-from tests.e2e.contract import conforms
-
-SAMPLES = Path(__file__).resolve().parents[1] / "samples"
-PATIENT_VIEW = "/cds-services/backpain-redflags-patient-view"
-ENCOUNTER_START = "/cds-services/backpain-redflags-encounter-start"
-INTAKE = "/cds-services/backpain-redflags-intake"
-CASES = load_cases()
+from tests.contract import conforms
+from tests.e2e.audit_db import audit_engine, wait_for_invocations
+from tests.hookdata import PATIENT_VIEW, envelope, sample_qr, sample_request, with_subject
 
 
-def sample_request() -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((SAMPLES / "patient-view-request.json").read_text())
-    data["hookInstance"] = str(uuid.uuid4())
-    return data
-
-
-def sample_qr() -> dict[str, Any]:
-    bundle = sample_request()["prefetch"]["intake"]
-    qr: dict[str, Any] = bundle["entry"][0]["resource"]
-    return qr
-
-
-def quiet_qr() -> dict[str, Any]:
-    """A QR whose screen is complete and clean (self-care cards only)."""
-    case = next(
-        c for c in CASES if c.expected_indicators and set(c.expected_indicators) == {"info"}
-    )
-    return copy.deepcopy(case.qr)
+@pytest.fixture(scope="module")
+def audit(database_url: str) -> Iterator[Engine]:
+    with audit_engine(database_url) as engine:
+        yield engine
 
 
 def post(server: ServerProcess, path: str, body: Any, **kwargs: Any) -> requests.Response:
     return conforms(requests.post(server.url(path), json=body, timeout=10, **kwargs))
 
 
-def envelope(hook: str = "patient-view", **extra: Any) -> dict[str, Any]:
-    return {
-        "hook": hook,
-        "hookInstance": str(uuid.uuid4()),
-        "context": {"userId": "Practitioner/example", "patientId": "athlete-1"},
-        **extra,
-    }
-
-
-def with_subject(qr: dict[str, Any], patient: str, authored: str) -> dict[str, Any]:
-    qr = copy.deepcopy(qr)
-    qr["subject"] = {"reference": f"Patient/{patient}"}
-    qr["authored"] = authored
-    qr["status"] = "completed"
-    return qr
-
-
-def test_discovery_lists_the_three_services(server: ServerProcess) -> None:
-    response = conforms(requests.get(server.url("/cds-services"), timeout=10))
-    assert response.status_code == 200
-    services = {s["id"]: s for s in response.json()["services"]}
-    assert set(services) == {
-        "backpain-redflags-patient-view",
-        "backpain-redflags-encounter-start",
-        "backpain-redflags-intake",
-    }
-    assert services["backpain-redflags-intake"]["hook"] == "questionnaire-inprogress"
-    assert "prefetch" not in services["backpain-redflags-intake"]
-    for service_id in ("backpain-redflags-patient-view", "backpain-redflags-encounter-start"):
-        query = services[service_id]["prefetch"]["intake"]
-        assert query.startswith("QuestionnaireResponse?subject={{context.patientId}}")
-        assert "status=completed" in query and "_sort=-authored" in query
-
-
-def test_sample_request_gives_cauda_equina_card_first(server: ServerProcess) -> None:
-    response = post(server, PATIENT_VIEW, sample_request())
+def test_a_call_and_its_feedback_are_audited_in_postgres(
+    server: ServerProcess, audit: Engine
+) -> None:
+    body = sample_request()
+    response = post(server, PATIENT_VIEW, body)
     assert response.status_code == 200
     cards = response.json()["cards"]
-    assert topics_of(cards)[0] == "cauda-equina"
     assert cards[0]["indicator"] == "critical"
-    assert "immediate-steps" not in topics_of(cards)
+    [row] = wait_for_invocations(audit, "hook_instance = :hi", 1, hi=body["hookInstance"])
+    assert row["http_status"] == 200 and row["patient_ref"] == "Patient/athlete-1"
+    with audit.connect() as conn:
+        issued = conn.execute(
+            text("SELECT card_uuid FROM issued_card WHERE invocation_id = :id ORDER BY position"),
+            {"id": row["id"]},
+        ).scalars()
+        assert list(issued) == [card["uuid"] for card in cards]
 
-
-def test_same_request_same_cards(server: ServerProcess) -> None:
-    body = sample_request()
-    first = post(server, PATIENT_VIEW, body).json()
-    second = post(server, PATIENT_VIEW, body).json()
-    assert first == second
-
-
-def test_encounter_start_needs_encounter_id(server: ServerProcess) -> None:
-    body = sample_request()
-    body["hook"] = "encounter-start"
-    response = post(server, ENCOUNTER_START, body)
-    assert response.status_code == 400
-    assert "encounterId" in response.json()["issue"][0]["diagnostics"]
-    body["context"]["encounterId"] = "enc-1"
-    response = post(server, ENCOUNTER_START, body)
-    assert response.status_code == 200
-    assert response.json()["cards"][0]["indicator"] == "critical"
-
-
-def test_prefetch_bundle_newest_authored_wins(server: ServerProcess) -> None:
-    alarming = with_subject(sample_qr(), "athlete-1", "2026-11-20T10:00:00Z")
-    quiet = with_subject(quiet_qr(), "athlete-1", "2026-11-01T10:00:00Z")
-    bundle = {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "entry": [{"resource": quiet}, {"resource": alarming}],
+    item = {
+        "card": cards[0]["uuid"],
+        "outcome": "overridden",
+        "overrideReason": {"userComment": "already referred"},
+        "outcomeTimestamp": "2026-11-24T10:00:00Z",
     }
-    cards = post(server, PATIENT_VIEW, envelope(prefetch={"intake": bundle})).json()["cards"]
-    assert "critical" in indicators_of(cards)
-
-    alarming["authored"], quiet["authored"] = quiet["authored"], alarming["authored"]
-    cards = post(server, PATIENT_VIEW, envelope(prefetch={"intake": bundle})).json()["cards"]
-    assert set(indicators_of(cards)) == {"info"}
+    assert post(server, f"{PATIENT_VIEW}/feedback", {"feedback": [item]}).status_code == 200
+    with audit.connect() as conn:
+        outcomes = conn.execute(
+            text("SELECT outcome FROM card_feedback WHERE card_uuid = :card"),
+            {"card": cards[0]["uuid"]},
+        ).scalars()
+        assert list(outcomes) == ["overridden"]
 
 
 def test_fhir_server_path_uses_bearer_token(server: ServerProcess) -> None:
@@ -144,102 +83,8 @@ def test_fhir_server_path_uses_bearer_token(server: ServerProcess) -> None:
         response = post(server, PATIENT_VIEW, body)
     assert response.status_code == 200
     assert response.json()["cards"][0]["indicator"] == "critical"
-    search = store.seen[0]
-    assert search["path"].endswith("/QuestionnaireResponse")
-    assert search["params"]["subject"] == "athlete-1"
-    assert search["params"]["status"] == "completed"
-    assert search["authorization"] == f"Bearer {token}"
+    assert store.seen[0]["authorization"] == f"Bearer {token}"
     assert token not in server.log()
-
-
-def test_412_when_no_source_of_data(server: ServerProcess) -> None:
-    response = post(server, PATIENT_VIEW, envelope())
-    assert response.status_code == 412
-    assert response.json()["resourceType"] == "OperationOutcome"
-
-
-def test_412_when_prefetch_is_null(server: ServerProcess) -> None:
-    response = post(server, PATIENT_VIEW, envelope(prefetch={"intake": None}))
-    assert response.status_code == 412
-
-
-def test_412_when_fhir_server_fails(server: ServerProcess) -> None:
-    store = FakeFhirStore(status=503)
-    with fhir_server(store) as base:
-        response = post(server, PATIENT_VIEW, envelope(fhirServer=base))
-    assert response.status_code == 412
-    # the remote status is not echoed (it would make the service a port scanner); it is logged
-    diagnostics = response.json()["issue"][0]["diagnostics"]
-    assert "503" not in diagnostics and "fhirServer gave no usable answer" in diagnostics
-
-
-def test_412_when_fhir_server_has_no_intake(server: ServerProcess) -> None:
-    with fhir_server(FakeFhirStore()) as base:
-        response = post(server, PATIENT_VIEW, envelope(fhirServer=base))
-    assert response.status_code == 412
-
-
-def test_422_for_a_qr_that_is_not_valid_fhir(server: ServerProcess) -> None:
-    qr = sample_qr()
-    qr["authored"] = "yesterday"
-    response = post(
-        server, INTAKE, envelope("questionnaire-inprogress", context={"questionnaireResponse": qr})
-    )
-    assert response.status_code == 422
-    assert response.json()["issue"][0]["code"] == "invalid"
-
-
-def test_422_for_another_patients_qr(server: ServerProcess) -> None:
-    qr = with_subject(sample_qr(), "someone-else", "2026-11-20T10:00:00Z")
-    response = post(server, PATIENT_VIEW, envelope(prefetch={"intake": qr}))
-    assert response.status_code == 422
-    assert response.json()["issue"][0]["expression"] == ["QuestionnaireResponse.subject"]
-
-
-def test_404_for_unknown_service(server: ServerProcess) -> None:
-    response = post(server, "/cds-services/no-such-service", envelope())
-    assert response.status_code == 404
-    assert response.json()["resourceType"] == "OperationOutcome"
-
-
-def test_400_for_hook_mismatch(server: ServerProcess) -> None:
-    response = post(server, PATIENT_VIEW, envelope("order-sign", prefetch={"intake": sample_qr()}))
-    assert response.status_code == 400
-
-
-def test_feedback_on_issued_card_is_accepted_and_unknown_refused(server: ServerProcess) -> None:
-    cards = post(server, PATIENT_VIEW, sample_request()).json()["cards"]
-    item = {
-        "card": cards[0]["uuid"],
-        "outcome": "overridden",
-        "overrideReason": {"userComment": "already referred"},
-        "outcomeTimestamp": "2026-11-24T10:00:00Z",
-    }
-    feedback_url = f"{PATIENT_VIEW}/feedback"
-    assert post(server, feedback_url, {"feedback": [item]}).status_code == 200
-    unknown = {**item, "card": str(uuid.uuid4())}
-    response = post(server, feedback_url, {"feedback": [unknown]})
-    assert response.status_code == 400
-    assert response.json()["issue"][0]["expression"] == ["feedback[0].card"]
-
-
-def test_questionnaire_is_served(server: ServerProcess) -> None:
-    read = conforms(
-        requests.get(server.url("/Questionnaire/exercise-back-pain-intake"), timeout=10)
-    )
-    assert read.status_code == 200
-    form = read.json()
-    search = conforms(
-        requests.get(server.url("/Questionnaire"), params={"url": form["url"]}, timeout=10)
-    )
-    versions = [e["resource"]["version"] for e in search.json()["entry"]]
-    assert sorted(versions) == ["1.0.0", "2.0.0"]  # the released 1.0.0 stays bundled
-    exact = f"{form['url']}|{form['version']}"
-    search = conforms(requests.get(server.url("/Questionnaire"), params={"url": exact}, timeout=10))
-    assert search.json()["total"] == 1
-    assert search.json()["entry"][0]["resource"]["id"] == form["id"]
-    missing = conforms(requests.get(server.url("/Questionnaire/nope"), timeout=10))
-    assert missing.status_code == 404
 
 
 def test_health_readiness_and_contract(server: ServerProcess) -> None:
@@ -249,123 +94,3 @@ def test_health_readiness_and_contract(server: ServerProcess) -> None:
     assert ready.json()["database"] == "up"
     spec = requests.get(server.url("/openapi.yaml"), timeout=10)
     assert spec.status_code == 200 and spec.text.startswith("openapi: 3.1")
-
-
-@pytest.fixture(scope="module")
-def rule_pages_seen() -> set[str]:
-    """Rule pages already fetched in this module (each is fetched once)."""
-    return set()
-
-
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_clinical_case_over_http(
-    server: ServerProcess, case: Case, rule_pages_seen: set[str]
-) -> None:
-    body = hook_request(case, str(uuid.uuid4()))
-    service = INTAKE if body["hook"] == "questionnaire-inprogress" else PATIENT_VIEW
-    response = post(server, service, body)
-    assert response.status_code == 200, response.text
-    cards = response.json()["cards"]
-    assert topics_of(cards) == case.expected_topics, case.description
-    assert indicators_of(cards) == case.expected_indicators
-    for card in cards:
-        url = card["source"]["url"]
-        assert url.startswith(server.url("/rules/"))
-        if url not in rule_pages_seen:
-            page = conforms(requests.get(url, timeout=10))
-            assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
-            rule_pages_seen.add(url)
-
-
-def provenance(card: dict[str, Any]) -> dict[str, Any]:
-    found: dict[str, Any] = card["extension"]["dev.backpain-cds.provenance"]
-    return found
-
-
-def test_ehr_hooks_speak_to_the_clinician_the_intake_hook_to_the_patient(
-    server: ServerProcess,
-) -> None:
-    clinician = post(server, PATIENT_VIEW, sample_request()).json()["cards"][0]
-    body = envelope("questionnaire-inprogress", context={"questionnaireResponse": sample_qr()})
-    patient = post(server, INTAKE, body).json()["cards"][0]
-    assert provenance(clinician)["voice"] == "clinician"
-    assert provenance(patient)["voice"] == "patient"
-    assert clinician["source"]["topic"] == patient["source"]["topic"]
-    assert "send the patient" in clinician["detail"]
-    assert "Go to the nearest emergency department now" in patient["detail"]
-    assert clinician["suggestions"] and "suggestions" not in patient
-    for card in (clinician, patient):
-        assert "cauda-equina-red-flag" not in card["detail"] and "|" not in card["detail"]
-        assert provenance(card)["rules"][0]["id"] == "cauda-equina-red-flag"
-        assert card["source"]["url"] == server.url("/rules/cauda-equina-red-flag")
-
-
-def test_an_in_progress_intake_gets_red_flags_so_far_and_one_quiet_line(
-    server: ServerProcess,
-) -> None:
-    half = {"id": "half", "defaults": False, "answers": {"exercise-type": "impact"}}
-    qr = build_qr(half)
-    qr["status"] = "in-progress"
-    body = envelope("questionnaire-inprogress", context={"questionnaireResponse": qr})
-    cards = post(server, INTAKE, body).json()["cards"]
-    assert indicators_of(cards) == ("info",)
-    qr = build_qr({**half, "answers": {"bladder-dysfunction-new": "yes"}})
-    qr["status"] = "in-progress"
-    body = envelope("questionnaire-inprogress", context={"questionnaireResponse": qr})
-    cards = post(server, INTAKE, body).json()["cards"]
-    assert topics_of(cards) == ("cauda-equina", "screen-incomplete")
-    assert indicators_of(cards) == ("critical", "info")
-    qr["status"] = "completed"
-    body = envelope("questionnaire-inprogress", context={"questionnaireResponse": qr})
-    cards = post(server, INTAKE, body).json()["cards"]
-    assert indicators_of(cards) == ("critical", "warning")
-    red_flag_questions = 26  # terminology/ValueSet-red-flag-screen.json
-    assert len(provenance(cards[1])["missing"]) == red_flag_questions - 1
-
-
-def test_rule_page_as_html_and_json_and_404(server: ServerProcess) -> None:
-    html = conforms(requests.get(server.url("/rules/sciatica-below-knee"), timeout=10))
-    assert html.status_code == 200
-    assert html.headers["Content-Type"].startswith("text/html")
-    assert "Nerve root involvement (sciatica)" in html.text
-    assert "For the patient" in html.text and "cks.nice.org.uk" in html.text
-    data = conforms(
-        requests.get(
-            server.url("/rules/sciatica-below-knee"),
-            headers={"Accept": "application/json"},
-            timeout=10,
-        )
-    )
-    assert data.headers["Content-Type"].startswith("application/json")
-    rule = data.json()
-    assert (rule["id"], rule["urgency"], rule["indicator"]) == (
-        "sciatica-below-knee",
-        "soon",
-        "warning",
-    )
-    assert rule["url"] == server.url("/rules/sciatica-below-knee")
-    assert rule["ruleSet"]["name"] == "backpain-redflags"
-    assert rule["card"]["patient"]["summary"] and rule["sources"]
-    assert {"concept": "pain-radiation-extent"}.items() <= rule["reads"][0].items()
-    missing = conforms(requests.get(server.url("/rules/no-such-rule"), timeout=10))
-    assert missing.status_code == 404
-    assert missing.json()["resourceType"] == "OperationOutcome"
-
-
-def test_questionnaire_read_from_fhir_server_when_not_bundled(server: ServerProcess) -> None:
-    """Another clinic's form (other linkIds, same codes), published on the EHR's FHIR server."""
-    qr = build_qr({"id": "foreign-1", "form": "foreign", "answers": {"saddle-anaesthesia": "yes"}})
-    form = qr.pop("contained")[0]
-    qr["questionnaire"] = f"{form['url']}|{form['version']}"
-    body = envelope("questionnaire-inprogress", context={"questionnaireResponse": qr})
-    # Without the form the linkIds mean nothing: the screen cannot run fully.
-    unresolved = post(server, INTAKE, body).json()["cards"]
-    assert "screen-incomplete" in topics_of(unresolved)
-    assert "cauda-equina" not in topics_of(unresolved)
-
-    store = FakeFhirStore(questionnaires=[form])
-    with fhir_server(store) as base:
-        resolved = post(server, INTAKE, {**body, "fhirServer": base}).json()["cards"]
-    assert topics_of(resolved) == ("cauda-equina",)
-    assert store.seen[0]["path"].endswith("/Questionnaire")
-    assert store.seen[0]["params"] == {"url": form["url"], "version": form["version"]}

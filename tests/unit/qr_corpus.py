@@ -28,14 +28,14 @@ from tests.unit.qr_mutations import MUTATIONS
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "tests" / "samples" / "patient-view-request.json"
-HOSTILE = ROOT / "tests" / "e2e" / "hostile_cases.yaml"
+HOSTILE = ROOT / "tests" / "http" / "hostile_cases.yaml"
 
 
 # -- the QRs of the other tests ------------------------------------------------------------
 
 
 def _hostile_base() -> dict[str, Any]:
-    """The valid QR ``tests/e2e/test_hostile_input.py`` overlays its cases on."""
+    """The valid QR ``tests/http/test_hostile_input.py`` overlays its cases on."""
     no = {"valueCoding": {"system": LOINC, "code": "LA32-8", "display": "No"}}
     return {
         "resourceType": "QuestionnaireResponse",

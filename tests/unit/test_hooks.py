@@ -66,7 +66,7 @@ def test_bundle_without_qr_has_none() -> None:
 def test_catalogue_ids_and_prefetch() -> None:
     services = {s.id: s for s in build_catalogue(CANONICAL)}
     assert services["backpain-redflags-patient-view"].prefetch == {
-        "intake": f"QuestionnaireResponse?subject={{{{context.patientId}}}}&questionnaire="
+        "intake": f"QuestionnaireResponse?patient={{{{context.patientId}}}}&questionnaire="
         f"{CANONICAL}&status=completed&_sort=-authored&_count=1",
         "patient": "Patient/{{context.patientId}}",
     }
@@ -101,16 +101,15 @@ def test_prefetch_then_fhir_server() -> None:
     )
     assert (found["id"], source) == ("remote", "fhirServer")
     assert fhir.calls[0][0] == "http://fhir" and fhir.calls[0][2] == "t"
-    assert "subject=p1&" in fhir.calls[0][1]
+    assert "?patient=p1&" in fhir.calls[0][1] and "subject=" not in fhir.calls[0][1]
 
 
 @pytest.mark.parametrize(
     "extra",
     [
         {},
-        {"prefetch": {"intake": None}},
-        {"prefetch": {"intake": bundle()}},
         {"prefetch": {}, "fhirServer": "http://down"},
+        {"prefetch": None, "fhirServer": "http://down"},
     ],
 )
 def test_unobtainable_is_data_unavailable(extra: dict[str, Any]) -> None:
@@ -118,9 +117,41 @@ def test_unobtainable_is_data_unavailable(extra: dict[str, Any]) -> None:
         locate(request(**extra), FakeFhir(bundle=None), CANONICAL, server_allowed=True)
 
 
-def test_prefetch_that_is_not_an_object_is_bad_request() -> None:
+@pytest.mark.parametrize(
+    ("extra", "remote", "source"),
+    [
+        # CDS Hooks: a prefetch key is null when the client has no data for it
+        ({"prefetch": {"intake": None}}, None, "prefetch"),
+        ({"prefetch": {"intake": bundle()}}, None, "prefetch"),
+        ({"prefetch": {"intake": bundle({"resourceType": "OperationOutcome"})}}, None, "prefetch"),
+        ({"fhirServer": "http://fhir"}, bundle(), "fhirServer"),
+    ],
+)
+def test_a_search_that_found_no_intake_is_no_intake_not_an_error(
+    extra: dict[str, Any], remote: dict[str, Any] | None, source: str
+) -> None:
+    found = locate(request(**extra), FakeFhir(bundle=remote), CANONICAL, server_allowed=True)
+    assert found == (None, source)
+
+
+@pytest.mark.parametrize(
+    "intake",
+    [[1], {"resourceType": "Bundle", "entry": [1, "x"]}, bundle({"id": "no-type"}) | {"entry": 7}],
+)
+def test_prefetch_that_is_not_a_resource_or_searchset_is_bad_request(intake: Any) -> None:
     with pytest.raises(BadRequest):
-        locate(request(prefetch={"intake": [1]}), FakeFhir(), CANONICAL, server_allowed=True)
+        locate(request(prefetch={"intake": intake}), FakeFhir(), CANONICAL, server_allowed=True)
+
+
+def test_a_fhir_server_answer_with_broken_entries_is_data_unavailable() -> None:
+    broken = {"resourceType": "Bundle", "entry": [{"resource": 7}]}
+    with pytest.raises(DataUnavailable):
+        locate(
+            request(fhirServer="http://fhir"),
+            FakeFhir(bundle=broken),
+            CANONICAL,
+            server_allowed=True,
+        )
 
 
 def test_subject_must_be_the_context_patient() -> None:
