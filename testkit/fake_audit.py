@@ -55,9 +55,14 @@ class FakeAuditTrail:
         with self._lock:
             self.refusals.append((client_key, status, at))
 
-    def known_card_uuids(self, uuids: Iterable[str]) -> set[str]:
+    def known_card_uuids(self, uuids: Iterable[str], issuer: str | None = None) -> set[str]:
         with self._lock:
-            issued = {card.uuid for record in self.invocations for card in record.cards}
+            issued = {
+                card.uuid
+                for record in self.invocations
+                if issuer is None or record.client_iss == issuer
+                for card in record.cards
+            }
         return set(uuids) & issued
 
     def record_feedback(self, records: Sequence[FeedbackRecord]) -> int:

@@ -115,8 +115,9 @@ class AuditTrail(Protocol):
     def record_invocation(self, record: InvocationRecord) -> None:
         """Persist; never raises. Spools to local disk when the database is down."""
 
-    def known_card_uuids(self, uuids: Iterable[str]) -> set[str]:
-        """Which of these card uuids the audit says were issued (DB + spool)."""
+    def known_card_uuids(self, uuids: Iterable[str], issuer: str | None = None) -> set[str]:
+        """Which of these card uuids the audit says were issued (DB + spool); with
+        ``issuer``, only those issued to that client (feedback is the issuer's to give)."""
 
     def record_feedback(self, records: Sequence[FeedbackRecord]) -> int:
         """Persist feedback; an identical repeat is stored once. Returns rows new."""

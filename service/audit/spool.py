@@ -186,14 +186,16 @@ class Spool:
     def _depth_locked(self) -> int:
         return len(self._entries) + sum(len(o.entries) for o in self._orphans)
 
-    def card_uuids(self, wanted: Iterable[str]) -> set[str]:
-        """Which of ``wanted`` were issued by invocations still waiting in the spool."""
+    def card_uuids(self, wanted: Iterable[str], issuer: str | None = None) -> set[str]:
+        """Which of ``wanted`` were issued by invocations still waiting in the spool (with
+        ``issuer``, issued to that client)."""
         wanted_set = set(wanted)
         found: set[str] = set()
         with self._lock:
             for entries in [self._entries, *(o.entries for o in self._orphans)]:
                 for entry in entries:
-                    found.update(wanted_set.intersection(entry.card_uuids))
+                    if issuer is None or getattr(entry.record, "client_iss", None) == issuer:
+                        found.update(wanted_set.intersection(entry.card_uuids))
         return found
 
     # -- orphans ---------------------------------------------------------------------

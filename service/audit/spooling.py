@@ -163,10 +163,11 @@ class SpoolingAuditTrail:
 
     # -- feedback --------------------------------------------------------------------
 
-    def known_card_uuids(self, uuids: Iterable[str]) -> set[str]:
-        """Which of these card uuids were issued, from the spool first, then the database."""
+    def known_card_uuids(self, uuids: Iterable[str], issuer: str | None = None) -> set[str]:
+        """Which of these card uuids were issued (with ``issuer``: to that client), from the
+        spool first, then the database."""
         wanted = set(uuids)
-        found = self._spool.card_uuids(wanted)
+        found = self._spool.card_uuids(wanted, issuer)
         missing = wanted - found
         if not missing:
             return found
@@ -175,7 +176,7 @@ class SpoolingAuditTrail:
                 f"audit database is down and the spool does not know card(s) {sorted(missing)}"
             )
         try:
-            found.update(self.store.known_card_uuids(missing))
+            found.update(self.store.known_card_uuids(missing, issuer))
         except SQLAlchemyError as exc:
             if classify(exc) is Failure.TRANSIENT:
                 self.state.mark_down("read", exc)

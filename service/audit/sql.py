@@ -220,11 +220,18 @@ class SqlAuditStore:
                 ) from exc
             raise
 
-    def known_card_uuids(self, uuids: Iterable[str]) -> set[str]:
-        """Which of ``uuids`` were issued (by invocations already in the database)."""
+    def known_card_uuids(self, uuids: Iterable[str], issuer: str | None = None) -> set[str]:
+        """Which of ``uuids`` were issued (by invocations already in the database); with
+        ``issuer``, only those issued to that client."""
         wanted = {uuid for uuid in uuids if encodable(uuid)}  # no card id has a surrogate
         if not wanted:
             return set()
         query = select(issued_card.c.card_uuid).where(issued_card.c.card_uuid.in_(wanted))
+        if issuer is not None:
+            query = query.join(
+                invocation,
+                (invocation.c.id == issued_card.c.invocation_id)
+                & (invocation.c.occurred_at == issued_card.c.invocation_occurred_at),
+            ).where(invocation.c.client_iss == issuer)
         with self.engine.connect() as conn:
             return set(conn.scalars(query))

@@ -23,7 +23,7 @@ from service.cds.errors import UnknownCards
 class FeedbackStore(Protocol):
     """The part of the audit trail feedback needs (``AuditTrail``)."""
 
-    def known_card_uuids(self, uuids: Iterable[str]) -> set[str]: ...
+    def known_card_uuids(self, uuids: Iterable[str], issuer: str | None = None) -> set[str]: ...
 
     def record_feedback(self, records: Sequence[FeedbackRecord]) -> int: ...
 
@@ -41,7 +41,9 @@ class FeedbackDesk:
         ``UnknownCards``, or the store's errors (``AuditUnavailable`` while it cannot say
         what was issued, ``FeedbackRefused``)."""
         uuids = [str(item["card"]) for item in items]
-        known = self.store.known_card_uuids(uuids)
+        # only the client a card was issued to may say what it did with it; with auth
+        # off there is no verified client and any issued card is known
+        known = self.store.known_card_uuids(uuids, issuer=client_iss)
         unknown = [index for index, card in enumerate(uuids) if card not in known]
         if unknown:
             raise UnknownCards(unknown, uuids)

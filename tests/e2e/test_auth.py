@@ -19,6 +19,7 @@ import pytest
 import requests
 from sqlalchemy import text
 
+from testkit.casekit import build_qr
 from testkit.server import ServerProcess, free_port
 from testkit.signing import ClientKey, claims, jwks
 from tests.e2e.audit_db import audit_engine, wait_for_invocations
@@ -301,3 +302,28 @@ def test_no_token_ever_reaches_the_server_log(env: Env) -> None:
             if len(part) > 16:
                 assert part not in logs  # ...but never the token or any part of it
     assert "Traceback" not in logs
+
+
+def test_feedback_is_taken_only_from_the_issuer_the_card_was_issued_to(env: Env) -> None:
+    qr = build_qr({"id": "feedback-issuer", "answers": {"saddle-anaesthesia": "yes"}})
+    qr["status"] = "completed"
+    body = {
+        "hook": "questionnaire-inprogress",
+        "hookInstance": str(uuid.uuid4()),
+        "context": {"questionnaireResponse": qr},
+    }
+    issued = call(env.first, INTAKE, ehr_token(INTAKE), body)
+    assert issued.status_code == 200, issued.text
+    card = issued.json()["cards"][0]["uuid"]
+    feedback = {
+        "feedback": [
+            {"card": card, "outcome": "overridden", "outcomeTimestamp": "2026-12-01T12:00:00Z"}
+        ]
+    }
+    path = INTAKE + "/feedback"
+    # another trusted issuer (the sandbox entry) cannot speak for the EHR's card
+    other = call(env.second, path, sandbox_token(path), feedback)
+    assert other.status_code == 400
+    assert "never issued" in other.json()["issue"][0]["diagnostics"]
+    own = call(env.second, path, ehr_token(path), feedback)
+    assert own.status_code == 200, own.text

@@ -149,6 +149,10 @@ def test_feedback_links_to_issued_cards(audit_trail: SpoolingAuditTrail, reader:
 
     assert audit_trail.known_card_uuids([first, second, unknown]) == {first, second}
     assert audit_trail.known_card_uuids([]) == set()
+    # feedback is for the client the card was issued to (issue 11, finding 11)
+    issuer = record.client_iss
+    assert audit_trail.known_card_uuids([first], issuer=issuer) == {first}
+    assert audit_trail.known_card_uuids([first], issuer="https://other.example.org") == set()
 
     overridden = records.feedback(first)
     assert audit_trail.record_feedback([overridden]) == 1

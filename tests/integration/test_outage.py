@@ -124,6 +124,9 @@ def test_n_calls_leave_n_rows_through_an_outage(
         # feedback on a card issued during the outage: known from the spool, spooled too
         card = during[-1].cards[0].uuid
         assert trail.known_card_uuids([card]) == {card}
+        assert trail.known_card_uuids([card], issuer=during[-1].client_iss) == {card}
+        with pytest.raises(AuditUnavailable, match="spool does not know"):
+            trail.known_card_uuids([card], issuer="https://other.example.org")
         with pytest.raises(AuditUnavailable, match="spool does not know"):
             trail.known_card_uuids([card, str(uuid.uuid4())])
         assert trail.record_feedback([records.feedback(card)]) == 1

@@ -41,7 +41,7 @@ class Trail:
     def record_refusal(self, client_key: str, status: int, at: datetime) -> None:
         self.refusals.append((client_key, status))
 
-    def known_card_uuids(self, uuids: Iterable[str]) -> set[str]:
+    def known_card_uuids(self, uuids: Iterable[str], issuer: str | None = None) -> set[str]:
         return set()
 
     def record_feedback(self, records: Sequence[FeedbackRecord]) -> int:
