@@ -20,11 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 from urllib.parse import unquote, urlsplit
-
-if TYPE_CHECKING:
-    from service.auth.issuers import TrustedIssuer
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 NOT_A_URL = "must be an absolute http(s) URL"
@@ -98,6 +95,13 @@ LOOPBACK = tuple(
 )
 
 
+class ListsFhirServers(Protocol):
+    """What the policy reads of a trusted issuer (``issuers.TrustedIssuer``)."""
+
+    @property
+    def fhir_servers(self) -> tuple[FhirServerBase, ...]: ...
+
+
 @dataclass(frozen=True)
 class FhirServerPolicy:
     """The base URLs allowed per caller (``None``: an unauthenticated caller, auth off)."""
@@ -105,7 +109,7 @@ class FhirServerPolicy:
     allowed: Mapping[str | None, tuple[FhirServerBase, ...]]
 
     @classmethod
-    def for_issuers(cls, issuers: Mapping[str, TrustedIssuer]) -> FhirServerPolicy:
+    def for_issuers(cls, issuers: Mapping[str, ListsFhirServers]) -> FhirServerPolicy:
         """Auth on: each issuer's ``fhirServers``; nothing for an unauthenticated caller."""
         return cls({iss: issuer.fhir_servers for iss, issuer in issuers.items()})
 

@@ -4,17 +4,7 @@ Imports only the standard library: no clock, no random uuids, no I/O.
 """
 
 from service.engine.cards import CARD_NAMESPACE, PROVENANCE_EXTENSION, card_uuid, evaluate, render
-from service.engine.conditions import (
-    PREDICATES,
-    All,
-    AnyOf,
-    Condition,
-    Not,
-    Predicate,
-    PredicateSpec,
-    check,
-    concepts_of,
-)
+from service.engine.conditions import PREDICATES, PredicateSpec, check, concepts_of
 from service.engine.evaluate import Decision, TopicGroup, decide
 from service.engine.model import (
     CLINICIAN,
@@ -31,13 +21,18 @@ from service.engine.model import (
     URGENCY_RANK,
     VOICES,
     YES,
+    All,
     Answer,
+    AnyOf,
     CardTemplate,
+    Condition,
     Evaluation,
     Facts,
     Finding,
     Mention,
+    Not,
     Outcome,
+    Predicate,
     Rule,
     RuleSet,
     Section,

@@ -10,7 +10,19 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from service.engine.model import IN_PROGRESS, NO, UNKNOWN, YES, Answer, Facts, Outcome
+from service.engine.model import (
+    IN_PROGRESS,
+    NO,
+    UNKNOWN,
+    YES,
+    All,
+    Answer,
+    Condition,
+    Facts,
+    Not,
+    Outcome,
+    Predicate,
+)
 
 
 @dataclass(frozen=True)
@@ -23,31 +35,6 @@ class PredicateSpec:
     needs_codes: bool = False
     needs_threshold: bool = False
 
-
-@dataclass(frozen=True)
-class Predicate:
-    op: str
-    concepts: tuple[str, ...] = ()
-    codes: frozenset[str] = frozenset()
-    threshold: float | None = None
-
-
-@dataclass(frozen=True)
-class All:
-    children: tuple[Condition, ...]
-
-
-@dataclass(frozen=True)
-class AnyOf:
-    children: tuple[Condition, ...]
-
-
-@dataclass(frozen=True)
-class Not:
-    child: Condition
-
-
-Condition = Predicate | All | AnyOf | Not
 
 _HOLDS_NOT = Outcome(holds=False)
 

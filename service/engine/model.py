@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from service.engine.conditions import Condition
+from typing import Any
 
 #: Card indicators, most urgent first.
 INDICATORS: tuple[str, ...] = ("critical", "warning", "info")
@@ -114,6 +111,35 @@ class Outcome:
     holds: bool
     evidence: tuple[Answer, ...] = ()
     missing: tuple[str, ...] = ()
+
+
+# -- condition trees (evaluated by ``conditions.check``) --------------------------------
+
+
+@dataclass(frozen=True)
+class Predicate:
+    op: str
+    concepts: tuple[str, ...] = ()
+    codes: frozenset[str] = frozenset()
+    threshold: float | None = None
+
+
+@dataclass(frozen=True)
+class All:
+    children: tuple[Condition, ...]
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    children: tuple[Condition, ...]
+
+
+@dataclass(frozen=True)
+class Not:
+    child: Condition
+
+
+Condition = Predicate | All | AnyOf | Not
 
 
 @dataclass(frozen=True)

@@ -214,7 +214,8 @@ def _gunicorn_env() -> set[str]:
     conf = DEPLOY / "gunicorn.conf.py"
     text = conf.read_text(encoding="utf-8")
     helper_reads = set(re.findall(r'_int_env\("([A-Z_]+)"', text))
-    return helper_reads | _environ_reads(conf) | _environ_reads(ROOT / "service" / "cli.py")
+    cli = ROOT / "service" / "cli" / "__init__.py"
+    return helper_reads | _environ_reads(conf) | _environ_reads(cli)
 
 
 SETTINGS_ENV = _RecordingEnv({})

@@ -13,7 +13,6 @@ import errno
 import json
 import logging
 import socket
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -130,7 +129,7 @@ def evaluate(file: Path, fmt: str) -> None:
 
     Exit status: 0 when the screen ran, 1 when the input was rejected.
     """
-    from service.offline import OfflineError, evaluate_request, load_request, table
+    from service.cli.offline import OfflineError, evaluate_request, load_request, table
 
     settings = _settings()
     try:
@@ -166,7 +165,7 @@ def rules_check() -> None:
 @rules.command("vocabulary")
 def rules_vocabulary() -> None:
     """The predicates and placeholders rule files may use (markdown, from the engine)."""
-    from service.docgen import vocabulary_markdown
+    from service.cli.docgen import vocabulary_markdown
 
     click.echo(vocabulary_markdown())
 
@@ -175,7 +174,7 @@ def rules_vocabulary() -> None:
 def rules_concepts() -> None:
     """The question concepts a form's items are read by (markdown, from terminology/)."""
     from service.app import load_knowledge
-    from service.docgen import concepts_markdown
+    from service.cli.docgen import concepts_markdown
 
     click.echo(concepts_markdown(load_knowledge(_settings())))
 
@@ -199,7 +198,7 @@ def rules_concepts() -> None:
 def dev_token(url: str, key_file: Path, iss: str, issuers_file: Path | None) -> None:
     """DEVELOPMENT ONLY: print a CDS Hooks client JWT for URL (the exact URL you will call),
     signed ES384 with a local key for a loopback issuer. Never for production."""
-    from service import devtoken
+    from service.cli import devtoken
 
     try:
         devtoken.check_issuer(iss)
@@ -216,7 +215,3 @@ def dev_token(url: str, key_file: Path, iss: str, issuers_file: Path | None) -> 
 
 main.add_command(db_group, "db")
 main.add_command(audit_group, "audit")
-
-
-if __name__ == "__main__":  # python -m service.cli
-    sys.exit(main())
