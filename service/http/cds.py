@@ -3,6 +3,9 @@ a use case called, its result or refusal out as JSON."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from flask import Blueprint, Response, jsonify, request
 
 from service.audit.records import AuditUnavailable, FeedbackRefused
@@ -23,6 +26,20 @@ bp = Blueprint("cds", __name__)
 
 _hook_request_schema = HookRequestSchema()
 _feedback_schema = FeedbackSchema()
+
+
+@contextmanager
+def hook_refusals() -> Iterator[None]:
+    """The hook use case's refusals as HTTP problems: one mapping for the EHR hooks
+    and the intake portal (400 envelope, 412 data unobtainable, 422 not valid FHIR)."""
+    try:
+        yield
+    except BadRequest as exc:
+        raise Problem(400, str(exc), code="invalid", expression=[exc.expression]) from exc
+    except DataUnavailable as exc:
+        raise Problem(412, str(exc), code="not-found") from exc
+    except QuestionnaireResponseInvalid as exc:
+        raise Problem(422, str(exc), code="invalid", expression=exc.expression) from exc
 
 
 @bp.get("/cds-services")
@@ -46,14 +63,8 @@ def call_service(service_id: str) -> Response:
     body = read_json_object(request, max_depth=rt.settings.max_json_depth)
     trace.note_envelope(body)
     data = load_or_400(_hook_request_schema, body)
-    try:
+    with hook_refusals():
         result = rt.handler.handle(service, data, trace.client_iss)
-    except BadRequest as exc:
-        raise Problem(400, str(exc), code="invalid", expression=[exc.expression]) from exc
-    except DataUnavailable as exc:
-        raise Problem(412, str(exc), code="not-found") from exc
-    except QuestionnaireResponseInvalid as exc:
-        raise Problem(422, str(exc), code="invalid", expression=exc.expression) from exc
     trace.result = result
     if trace.patient_ref is None and result.screening and result.screening.subject:
         trace.patient_ref = result.screening.subject

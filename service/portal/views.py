@@ -17,10 +17,10 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, render_template, request, url_for
 
-from service.cds.errors import BadRequest, DataUnavailable, QuestionnaireResponseInvalid
 from service.cds.hook import HookResult
 from service.http import trace as tracing
 from service.http.body import read_json_object
+from service.http.cds import hook_refusals
 from service.http.errors import Problem
 from service.http.trace import RequestTrace
 from service.portal import Portal, portal
@@ -144,14 +144,8 @@ def _screen(p: Portal, qr: dict[str, Any], trace: RequestTrace) -> HookResult:
         "hookInstance": trace.hook_instance,
         "context": {"questionnaireResponse": qr},
     }
-    try:
+    with hook_refusals():
         result = p.handler.handle(service, call, strict=True)
-    except BadRequest as exc:
-        raise Problem(400, str(exc), code="invalid", expression=[exc.expression]) from exc
-    except DataUnavailable as exc:
-        raise Problem(412, str(exc), code="not-found") from exc
-    except QuestionnaireResponseInvalid as exc:
-        raise Problem(422, str(exc), code="invalid", expression=exc.expression) from exc
     trace.result = replace(result, qr_source="portal")
     if result.screening is not None and result.screening.subject:
         trace.patient_ref = result.screening.subject
