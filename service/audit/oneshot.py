@@ -16,18 +16,18 @@ committed or not (the caller's fallback is right either way, see ``spooling.py``
 
 Errors are raised as SQLAlchemy's ``DBAPIError`` family, so ``errors.classify`` and
 ``errors.describe`` read them as they read any other audit write; a value that cannot
-be sent at all raises ``ValueError`` (classified permanent).
+be sent at all raises ``StatementError`` (classified permanent), as SQLAlchemy does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, StatementError
 
 from service.audit.codec import INVOCATION_COLUMNS, invocation_columns
 from service.audit.db import json_text
@@ -105,6 +105,20 @@ def invocation_params(record: InvocationRecord) -> dict[str, Any]:
     return params
 
 
+def _unsendable(exc: Exception) -> StatementError:
+    """A value refused before anything was sent: as SQLAlchemy says it of its own binds."""
+    return StatementError("audit record not sendable", None, None, exc)
+
+
+def _checked(
+    build: Callable[[InvocationRecord], dict[str, Any]], record: InvocationRecord
+) -> dict[str, Any]:
+    try:
+        return build(record)
+    except ValueError as exc:
+        raise _unsendable(exc) from exc
+
+
 class OneStatementWriter:
     """Thread-safe: each call checks a connection out of the engine's pool."""
 
@@ -117,13 +131,13 @@ class OneStatementWriter:
 
     def invocation(self, record: InvocationRecord) -> None:
         """Insert the invocation and its cards (a repeat of the same record does nothing)."""
-        self._run(self._invocation, invocation_params(record))
+        self._run(self._invocation, _checked(invocation_params, record))
 
     def claimed_invocation(self, record: InvocationRecord, claim: JtiClaim) -> bool:
         """Claim the jti and, only if it was new, insert the invocation and its cards."""
+        params = _checked(invocation_params, record)
         if claim.expires_at.tzinfo is None or claim.at.tzinfo is None:
-            raise ValueError("jti times must be timezone-aware")
-        params = invocation_params(record)
+            raise _unsendable(ValueError("jti times must be timezone-aware"))
         params.update(iss=claim.iss, jti=claim.jti, expires_at=claim.expires_at, now=claim.at)
         return self._run(self._claimed, params) == 1
 
@@ -137,7 +151,7 @@ class OneStatementWriter:
                     and not conn.broken
                     and not isinstance(exc, psycopg.OperationalError)
                 ):  # refused before it was sent (a value psycopg cannot adapt)
-                    raise ValueError(f"audit record not sendable ({type(exc).__name__})") from exc
+                    raise _unsendable(exc) from exc
                 raise DBAPIError.instance(
                     None, None, exc, psycopg.Error, connection_invalidated=conn.broken
                 ) from exc
@@ -146,7 +160,10 @@ class OneStatementWriter:
     @contextmanager
     def _autocommit(self) -> Iterator[psycopg.Connection[Any]]:
         """A pooled psycopg connection in autocommit: the statement is its own transaction."""
-        fairy = self.engine.raw_connection()
+        try:
+            fairy = self.engine.raw_connection()
+        except psycopg.Error as exc:  # cannot connect (the pool does not wrap it here)
+            raise DBAPIError.instance(None, None, exc, psycopg.Error) from exc
         try:
             conn: psycopg.Connection[Any] = fairy.driver_connection  # type: ignore[assignment]
             conn.autocommit = True

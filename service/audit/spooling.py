@@ -104,8 +104,6 @@ class SpoolingAuditTrail:
             except SQLAlchemyError as exc:
                 if classify(exc) is Failure.TRANSIENT and sqlstate(exc) is None:
                     return self._unreachable(record, claim, exc)
-            except ValueError:
-                pass  # a value psycopg could not send: the way below dead-letters the record
                 # the server refused the statement: nothing of it was committed
         if not self.replay.settle_jti(claim):
             return False

@@ -23,6 +23,7 @@ from sqlalchemy import create_engine, text
 from service.app import create_app
 from service.audit.factory import create_audit_trail
 from service.audit.spooling import SpoolingAuditTrail
+from service.cds.locate import FhirSource
 from service.config import Settings
 from service.knowledge import Knowledge
 from testkit.casekit import build_qr
@@ -37,6 +38,8 @@ INTAKE = "/cds-services/backpain-redflags-intake"
 EHR = "https://ehr.example.org"
 KEY = ClientKey.es384("ehr-1")
 CALLS = 12
+FHIR_SERVER = "https://fhir.example.org/r4"
+PATIENT_VIEW = "/cds-services/backpain-redflags-patient-view"
 
 
 @dataclass
@@ -86,10 +89,13 @@ def pods(
 ) -> Iterator[dict[str, Any]]:
     """``make(name, auth=True)``: a pod (its drainer not started: no stray round trips)."""
     issuers = tmp_path / "issuers.json"
-    issuers.write_text(json.dumps({"issuers": [{"iss": EHR, "jwks": jwks(KEY)}]}))
+    issuer = {"iss": EHR, "jwks": jwks(KEY), "fhirServers": [FHIR_SERVER]}
+    issuers.write_text(json.dumps({"issuers": [issuer]}))
     made: list[Pod] = []
 
-    def make(name: str, *, auth: bool = True, **options: Any) -> Pod:
+    def make(
+        name: str, *, auth: bool = True, fhir: FhirSource | None = None, **options: Any
+    ) -> Pod:
         settings = Settings(
             database_url=wire.url(url),
             auth_enabled=auth,
@@ -99,7 +105,7 @@ def pods(
             **options,
         )
         trail = create_audit_trail(settings, start=False)
-        app = create_app(settings, audit=trail, replay=trail.replay, knowledge=knowledge)
+        app = create_app(settings, audit=trail, replay=trail.replay, knowledge=knowledge, fhir=fhir)
         pod = Pod(app, trail)
         made.append(pod)
         return pod
@@ -237,3 +243,55 @@ def test_each_call_keeps_its_own_card_rows_when_a_hook_instance_repeats(
         u=uuids.pop(),
     )
     assert found == [{"n": 3}]
+
+
+class CountingFhirServer:
+    """The client's FHIR server, answering every search with one red-flag intake."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def search(self, base: str, query: str, token: str | None) -> dict[str, Any]:
+        self.calls += 1
+        qr = build_qr({"id": "fetched", "answers": {"saddle-anaesthesia": "yes"}})
+        qr["subject"] = {"reference": "Patient/athlete-3"}
+        return {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": qr}]}
+
+    def questionnaire(self, base: str, canonical: str, token: str | None) -> dict[str, Any] | None:
+        self.calls += 1
+        return None
+
+
+def test_a_replayed_token_never_makes_the_service_call_the_fhir_server(
+    pods: dict[str, Any],
+) -> None:
+    """The claim is settled before any outbound call, not at the end of the request."""
+    first_server, second_server = CountingFhirServer(), CountingFhirServer()
+    first = pods["make"]("pod-a", fhir=first_server)
+    second = pods["make"]("pod-b", fhir=second_server)
+    bearer = token(PATIENT_VIEW)
+
+    def fetching_call(pod: Pod) -> Response:
+        body = {
+            "hook": "patient-view",
+            "hookInstance": str(uuid.uuid4()),
+            "context": {"userId": "Practitioner/physio-1", "patientId": "athlete-3"},
+            "fhirServer": FHIR_SERVER,
+            "fhirAuthorization": {
+                "access_token": "opaque",
+                "token_type": "Bearer",
+                "expires_in": 300,
+                "scope": "patient/QuestionnaireResponse.read",
+                "subject": "backpain-cds",
+            },
+        }
+        headers = {"Authorization": f"Bearer {bearer}"}
+        return pod.client.post(PATIENT_VIEW, json=body, headers=headers)
+
+    accepted = fetching_call(first)
+    assert accepted.status_code == 200, accepted.get_data(as_text=True)
+    assert accepted.get_json()["cards"]
+    assert first_server.calls >= 1
+    refused = fetching_call(second)
+    assert refused.status_code == 401
+    assert second_server.calls == 0
