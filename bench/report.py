@@ -201,6 +201,7 @@ def audit_table(audit: Mapping[str, Any]) -> str:
     rows = []
     for level in audit.get("levels", []):
         inv, jti = level["record_invocation_ms"], level["remember_jti_ms"]
+        both = level.get("jti_and_record_ms", {})
         rows.append(
             [
                 f"{level['rows']:,}",
@@ -208,6 +209,8 @@ def audit_table(audit: Mapping[str, Any]) -> str:
                 _num(inv["p99"], 2),
                 _ratio(level.get("p50_vs_empty")),
                 _num(jti["p50"], 2),
+                _num(both.get("p50"), 2),
+                _num(both.get("p99"), 2),
                 _num(level.get("fill_s"), 0),
             ]
         )
@@ -217,7 +220,9 @@ def audit_table(audit: Mapping[str, Any]) -> str:
             "insert p50 ms",
             "insert p99 ms",
             "p50 vs empty",
-            "jti insert p50 ms",
+            "jti alone p50 ms",
+            "jti + insert, one statement, p50 ms",
+            "p99 ms",
             "fill s",
         ],
         rows,

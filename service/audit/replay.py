@@ -185,8 +185,8 @@ class JtiReplayStore:
                     if taken_elsewhere:
                         log.warning(
                             "%d jti(s) accepted here during the outage were already in "
-                            "PostgreSQL (accepted by another pod meanwhile, or a sync was "
-                            "interrupted)",
+                            "PostgreSQL (accepted by another pod meanwhile, or written there "
+                            "before a connection or a sync was interrupted)",
                             taken_elsewhere,
                         )
             finally:
