@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
@@ -38,9 +40,13 @@ class BenchClient:
             return self.rs384
         raise ValueError(f"unsupported algorithm {alg!r}: ES384 or RS384")
 
-    def write_issuers_file(self, path: Path) -> Path:
-        """The service's ``CDS_TRUSTED_ISSUERS`` file: this client with pinned keys."""
-        document = {"issuers": [{"iss": BENCH_ISSUER, "jwks": jwks(self.es384, self.rs384)}]}
+    def write_issuers_file(self, path: Path, fhir_servers: Sequence[str] = ()) -> Path:
+        """The service's ``CDS_TRUSTED_ISSUERS`` file: this client with pinned keys, and the
+        FHIR servers its requests may name (issue 11's allow-list)."""
+        issuer: dict[str, Any] = {"iss": BENCH_ISSUER, "jwks": jwks(self.es384, self.rs384)}
+        if fhir_servers:
+            issuer["fhirServers"] = list(fhir_servers)
+        document = {"issuers": [issuer]}
         path.write_text(json.dumps(document, indent=2), encoding="utf-8")
         return path
 

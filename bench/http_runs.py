@@ -85,7 +85,6 @@ class Servers:
 
 
 def run_http(plan: Plan, database_url: str, client: BenchClient, work_dir: Path) -> dict[str, Any]:
-    issuers = client.write_issuers_file(work_dir / "trusted-issuers.json")
     started: list[ServerProcess] = []
 
     def keep(server: ServerProcess) -> ServerProcess:
@@ -94,6 +93,9 @@ def run_http(plan: Plan, database_url: str, client: BenchClient, work_dir: Path)
 
     try:
         fhir = keep(start_fhir_endpoint(fhir_resources(work_dir / "fhir-resources.json"), work_dir))
+        issuers = client.write_issuers_file(
+            work_dir / "trusted-issuers.json", fhir_servers=[f"{fhir.base_url}/fhir"]
+        )
         common = {"DATABASE_URL": database_url, "AUDIT_SPOOL_DIR": str(work_dir / "spool")}
         servers = Servers(
             floor=keep(start_floor(work_dir)),

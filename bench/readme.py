@@ -58,6 +58,9 @@ def after_values(results: Mapping[str, Any]) -> dict[str, str]:
         ("call_cpu_us", "whole hook call in process, CPU (test client, no profiler)"),
     ):
         values[name] = _fmt(costs.get(key), 0, " us")
+    levels = (results.get("audit") or {}).get("levels") or [{}]
+    for name, key in (("db_before_ms", "jti_then_record_ms"), ("db_after_ms", "jti_and_record_ms")):
+        values[name] = _fmt(levels[0].get(key, {}).get("p50"), 2, " ms")
     return values
 
 

@@ -9,10 +9,16 @@ import logging
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Protocol, cast
 
 from flask import Flask
 
-from service.audit.records import AuditTrail, ReplayStore
+from service.audit.records import (
+    AuditTrail,
+    ClaimingAuditTrail,
+    DeferredReplayStore,
+    ReplayStore,
+)
 from service.cds.feedback import FeedbackDesk
 from service.cds.hook import HookHandler
 from service.cds.locate import FhirSource
@@ -36,6 +42,26 @@ def utc_now() -> datetime:
 def load_knowledge(settings: Settings) -> Knowledge:
     """Rules, terminology and questionnaires, validated (raises naming file + field)."""
     return Knowledge.load(settings.rules_dir, settings.questionnaires_dir, settings.terminology_dir)
+
+
+class SettlingTrail(ClaimingAuditTrail, Protocol):
+    """An audit trail that settles the jti claims of its own replay store."""
+
+    @property
+    def replay(self) -> DeferredReplayStore: ...
+
+
+def settling_trail(
+    settings: Settings, audit: AuditTrail, replay: ReplayStore | None
+) -> SettlingTrail | None:
+    """The trail that settles each hook call's ``jti`` with its audit record (one
+    statement), when authentication is on and ``replay`` is that trail's own store."""
+    if not settings.auth_enabled or not isinstance(audit, ClaimingAuditTrail):
+        return None
+    own = getattr(audit, "replay", None)
+    if own is None or own is not replay or not isinstance(own, DeferredReplayStore):
+        return None
+    return cast(SettlingTrail, audit)
 
 
 def create_app(
@@ -74,6 +100,9 @@ def create_app(
     )
     if fhir is None:
         fhir = FhirClient(timeout=settings.fhir_timeout, max_bytes=settings.fhir_max_response_bytes)
+    claims = settling_trail(settings, audit, replay)
+    if claims is not None:
+        fhir = security.SettledBeforeFetch(fhir, claims.replay)
     handler = HookHandler(screener, fhir, security.fhir_server_policy(settings))
     feedback = FeedbackDesk(audit, clock=clock, new_id=new_id)
     app.extensions[EXTENSION_KEY] = Runtime(settings, handler, feedback, audit)
@@ -83,7 +112,9 @@ def create_app(
             "CDS_AUTH=off: client JWTs are NOT verified. Local use only; never in production."
         )
     register_error_handlers(app)
-    gate = security.authentication_gate(settings, replay)
+    gate = security.authentication_gate(
+        settings, replay, claims.replay if claims is not None else None
+    )
     lifecycle.install(
         app,
         audit=audit,
@@ -92,6 +123,7 @@ def create_app(
         clock=clock,
         new_id=new_id,
         gates=[gate] if gate is not None else [],
+        claims=claims,
     )
     security.install_cors(app, settings.cors_origins)
     app.register_blueprint(cds.bp)

@@ -72,6 +72,8 @@ def fired_rules_json(rules: tuple[FiredRule, ...]) -> list[dict[str, Any]]:
 _PLAIN_FIELDS = tuple(
     f.name for f in dataclasses.fields(InvocationRecord) if f.name not in {"fired_rules", "cards"}
 )
+#: The invocation row's columns, in the order of ``invocation_columns``.
+INVOCATION_COLUMNS = (*_PLAIN_FIELDS, "fired_rules")
 
 
 def invocation_columns(record: InvocationRecord) -> dict[str, Any]:

@@ -20,7 +20,8 @@ from service.audit.codec import json_default
 
 SUPPORTED_BACKENDS = ("postgresql", "sqlite")
 
-_json_serializer = functools.partial(
+#: How JSON columns are written (the engine's serializer, and the one-statement writes).
+json_text = functools.partial(
     json.dumps, default=json_default, separators=(",", ":"), ensure_ascii=False
 )
 
@@ -60,7 +61,7 @@ def make_engine(
             max_overflow=pool_size * 2,
             pool_timeout=connect_timeout,
             pool_recycle=1800,
-            json_serializer=_json_serializer,
+            json_serializer=json_text,
             connect_args={
                 "connect_timeout": connect_timeout,
                 # a request never waits on a silently dead network longer than this
@@ -74,9 +75,7 @@ def make_engine(
         if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         busy = lock_timeout_ms / 1000 if lock_timeout_ms else float(connect_timeout) * 5
-        engine = create_engine(
-            parsed, json_serializer=_json_serializer, connect_args={"timeout": busy}
-        )
+        engine = create_engine(parsed, json_serializer=json_text, connect_args={"timeout": busy})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     raise UnsupportedDatabase(

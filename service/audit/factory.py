@@ -1,7 +1,7 @@
 """``create_audit_trail(settings)``: the audit adapter the app uses, assembled.
 
-One engine (``DATABASE_URL``) serves the SQL store and the replay store; one
-``DatabaseState`` tells both whether the database is taking writes; the spool lives
+One engine (``DATABASE_URL``) serves the SQL store, the replay store and, on
+PostgreSQL, the one-statement writes of the hot path (``oneshot.py``); the spool lives
 in ``AUDIT_SPOOL_DIR``. The returned trail owns them all (``close()`` releases them).
 """
 
@@ -14,6 +14,7 @@ from pathlib import Path
 from service.audit.db import make_engine
 from service.audit.deadletter import DeadLetters
 from service.audit.ledger import ReplayLedger
+from service.audit.oneshot import OneStatementWriter
 from service.audit.refusals import RefusalCounter
 from service.audit.replay import JtiReplayStore
 from service.audit.spool import Spool, SpoolError
@@ -72,6 +73,7 @@ def create_audit_trail(
         ),
         state,
         refusals=RefusalCounter(settings.audit_refusal_window_seconds),
+        writer=OneStatementWriter(engine) if engine.dialect.name == "postgresql" else None,
         drain_interval=settings.spool_drain_interval,
     )
     if start:

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -109,6 +109,36 @@ class ReplayStore(Protocol):
         """True the first time (iss, jti) is seen before it expires; False on replay."""
 
 
+@dataclass(frozen=True)
+class JtiClaim:
+    """A token's ``jti``, claimed in the pod's replay ledger at the gate and not yet settled
+    in PostgreSQL: the hook call's audit write settles it (one statement for both)."""
+
+    iss: str
+    #: the stored key (``codec.bounded_key`` of the token's jti)
+    jti: str
+    expires_at: datetime
+    #: when it was claimed (an expired row older than this may be taken over)
+    at: datetime
+    #: PostgreSQL was taking claims when this one was made (else it is pending already)
+    ask_database: bool
+    #: the pod ledger holds the claim (False: the ledger failed, PostgreSQL alone decides)
+    held_locally: bool
+
+
+@runtime_checkable
+class DeferredReplayStore(ReplayStore, Protocol):
+    """A replay store whose check can be split: claimed in the pod now, settled later."""
+
+    def claim_jti(self, iss: str, jti: str, expires_at: datetime) -> JtiClaim | None:
+        """None when this pod has seen (iss, jti) before it expired (a replay); else the
+        claim, to be settled (``settle_jti`` or the audit write) before cards leave."""
+
+    def settle_jti(self, claim: JtiClaim) -> bool:
+        """Settle a claim on its own: True when (iss, jti) is new everywhere; False on
+        replay. Raises ``ReplayUnavailable`` (fail-closed) or ``ValueError`` (refused)."""
+
+
 class AuditTrail(Protocol):
     """The port the HTTP layer talks to. Implemented by ``service.audit``."""
 
@@ -129,3 +159,13 @@ class AuditTrail(Protocol):
         """{"database": "up"|"down", "spool_depth": int}."""
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class ClaimingAuditTrail(AuditTrail, Protocol):
+    """An audit trail that settles a hook call's ``jti`` together with its record."""
+
+    def record_claimed(self, record: InvocationRecord, claim: JtiClaim) -> bool:
+        """Settle ``claim`` and persist ``record`` (one statement and one commit when the
+        database answers); False when the jti turns out to be a replay, and then nothing
+        is recorded. Raises like ``DeferredReplayStore.settle_jti``."""

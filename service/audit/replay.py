@@ -12,6 +12,12 @@ While PostgreSQL is down (as the store's own ``DatabaseState`` says) a claim sta
 database answers again) writes every pending claim to PostgreSQL. The window left:
 two pods accepting the same token during one outage. ``fail_closed`` closes it by
 refusing (``ReplayUnavailable``, a 503) while PostgreSQL cannot be asked.
+
+The check comes in two halves: ``claim_jti`` (the pod ledger: a replay within the pod
+is refused there, before any work) and ``settle_jti`` (PostgreSQL). ``remember_jti``
+does both at once; a hook call settles its claim in the same statement as its audit
+record instead (``SpoolingAuditTrail.record_claimed``, ``oneshot.py``): one round trip
+and one commit per call, and still before any card leaves the server.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from service.audit.codec import bounded_key
 from service.audit.errors import Failure, classify, describe
 from service.audit.ledger import LedgerError, ReplayLedger
 from service.audit.models import UtcDateTime, used_jti
-from service.audit.records import ReplayUnavailable
+from service.audit.records import JtiClaim, ReplayUnavailable
 from service.audit.sql import check_dialect, upsert
 from service.audit.state import DatabaseState
 
@@ -57,7 +63,7 @@ def remember_jti_statement(dialect: str) -> ReturningInsert[tuple[str]]:
 
 
 class JtiReplayStore:
-    """Implements ``records.ReplayStore``. Thread-safe; one per process."""
+    """Implements ``records.DeferredReplayStore``. Thread-safe; one per process."""
 
     def __init__(
         self,
@@ -83,37 +89,59 @@ class JtiReplayStore:
         PostgreSQL down, or neither the ledger nor PostgreSQL answers), ``ValueError``
         when the database refuses the value itself.
         """
+        claim = self.claim_jti(iss, jti, expires_at)
+        return claim is not None and self.settle_jti(claim)
+
+    def claim_jti(self, iss: str, jti: str, expires_at: datetime) -> JtiClaim | None:
+        """Claim (iss, jti) in the pod ledger: None when the pod holds it already (a replay).
+
+        The claim is pending at once when PostgreSQL is known to be down; otherwise it
+        waits for ``settle_jti`` (or the audit write that settles it in the same statement).
+        """
         now = self._clock()
         jti = bounded_key(jti)  # the primary key stays small whatever the client sent
         ask_database = self.state.up
         try:
             if not self._ledger.claim(iss, jti, expires_at, now, pending=not ask_database):
-                return False
-            claimed = True
+                return None
+            held = True
         except LedgerError as exc:
             log.error("replay ledger unavailable, asking PostgreSQL alone: %s", exc)
-            claimed = False
-        if ask_database:
-            try:
-                return self._remember_in_database(iss, jti, expires_at, now)
-            except SQLAlchemyError as exc:
-                if classify(exc) is Failure.PERMANENT:
-                    self._undo(claimed, iss, jti)
-                    raise ValueError(f"the replay store refused a jti: {describe(exc)}") from exc
-                self.state.mark_down("replay", exc)
-        if self._fail_closed or not claimed:
-            self._undo(claimed, iss, jti)
-            raise ReplayUnavailable("the shared replay store (PostgreSQL) is unavailable")
-        if ask_database:
-            self._mark_pending(iss, jti)
-        return True  # pending in the ledger until PostgreSQL answers
+            held = False
+        return JtiClaim(iss, jti, expires_at, now, ask_database, held)
 
-    def _remember_in_database(
-        self, iss: str, jti: str, expires_at: datetime, now: datetime
-    ) -> bool:
-        params = {"iss": iss, "jti": jti, "expires_at": expires_at, "now": now}
-        with self._engine.begin() as conn:
-            return conn.execute(self._remember, params).first() is not None
+    def settle_jti(self, claim: JtiClaim) -> bool:
+        """Settle a claim in PostgreSQL on its own (or leave it pending when it is down)."""
+        if claim.ask_database:
+            params = {
+                "iss": claim.iss,
+                "jti": claim.jti,
+                "expires_at": claim.expires_at,
+                "now": claim.at,
+            }
+            try:
+                with self._engine.begin() as conn:
+                    return conn.execute(self._remember, params).first() is not None
+            except SQLAlchemyError as exc:
+                return self.settle_failed(claim, exc)
+        return self._accepted_pending(claim, mark=False)
+
+    def settle_failed(self, claim: JtiClaim, exc: SQLAlchemyError) -> bool:
+        """PostgreSQL failed to settle ``claim``: refused for good (ValueError), or pending
+        in the ledger until it answers again (``ReplayUnavailable`` when fail-closed)."""
+        if classify(exc) is Failure.PERMANENT:
+            self._undo(claim)
+            raise ValueError(f"the replay store refused a jti: {describe(exc)}") from exc
+        self.state.mark_down("replay", exc)
+        return self._accepted_pending(claim, mark=True)
+
+    def _accepted_pending(self, claim: JtiClaim, *, mark: bool) -> bool:
+        if self._fail_closed or not claim.held_locally:
+            self._undo(claim)
+            raise ReplayUnavailable("the shared replay store (PostgreSQL) is unavailable")
+        if mark:
+            self._mark_pending(claim.iss, claim.jti)
+        return True  # pending in the ledger until PostgreSQL answers
 
     def _mark_pending(self, iss: str, jti: str) -> None:
         try:
@@ -121,11 +149,11 @@ class JtiReplayStore:
         except LedgerError as exc:
             log.error("replay ledger: a jti accepted now may never reach PostgreSQL: %s", exc)
 
-    def _undo(self, claimed: bool, iss: str, jti: str) -> None:
-        if not claimed:
+    def _undo(self, claim: JtiClaim) -> None:
+        if not claim.held_locally:
             return
         try:
-            self._ledger.forget(iss, jti)
+            self._ledger.forget(claim.iss, claim.jti)
         except LedgerError as exc:
             log.error("replay ledger: cannot release a refused claim: %s", exc)
 
@@ -157,8 +185,8 @@ class JtiReplayStore:
                     if taken_elsewhere:
                         log.warning(
                             "%d jti(s) accepted here during the outage were already in "
-                            "PostgreSQL (accepted by another pod meanwhile, or a sync was "
-                            "interrupted)",
+                            "PostgreSQL (accepted by another pod meanwhile, or written there "
+                            "before a connection or a sync was interrupted)",
                             taken_elsewhere,
                         )
             finally:

@@ -1,9 +1,10 @@
 """``SpoolingAuditTrail``: the audit port (``records.AuditTrail``) that keeps answering.
 
-Request path: the SQL store writes the record in one short transaction. Outage
-path: when the database does not answer, records go to the local spool (``spool.py``)
-and a background drainer replays them, in order, once the database answers again.
-While the spool holds anything, new records queue behind it.
+Request path: the SQL store writes the record in one short transaction (on PostgreSQL a
+hook call's record is one statement, with the settlement of its ``jti`` when it has one:
+``oneshot.py``). Outage path: when the database does not answer, records go to the local
+spool (``spool.py``) and a background drainer replays them, in order, once the database
+answers again. While the spool holds anything, new records queue behind it.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from service.audit import codec
-from service.audit.errors import Failure, classify, describe
+from service.audit.errors import Failure, classify, describe, sqlstate
+from service.audit.oneshot import OneStatementWriter
 from service.audit.records import (
     AuditRecord,
     AuditUnavailable,
     FeedbackRecord,
     InvocationRecord,
+    JtiClaim,
 )
 from service.audit.refusals import RefusalCounter
 from service.audit.replay import JtiReplayStore
@@ -40,7 +43,7 @@ def utc_now() -> datetime:
 
 
 class SpoolingAuditTrail:
-    """Implements ``records.AuditTrail``. Thread-safe; one per process."""
+    """Implements ``records.ClaimingAuditTrail``. Thread-safe; one per process."""
 
     def __init__(
         self,
@@ -50,6 +53,7 @@ class SpoolingAuditTrail:
         state: DatabaseState,
         *,
         refusals: RefusalCounter | None = None,
+        writer: OneStatementWriter | None = None,
         drain_interval: float = 2.0,
         jti_prune_interval: float = 60.0,
         clock: Clock = utc_now,
@@ -59,6 +63,7 @@ class SpoolingAuditTrail:
         self.state = state
         self._spool = spool
         self._refusals = refusals or RefusalCounter()
+        self._writer = writer
         self._full_lock = threading.Lock()
         self._dropped = 0  # records dropped since the spool reached its cap
         self._drain_interval = drain_interval
@@ -82,6 +87,48 @@ class SpoolingAuditTrail:
         database stays "up" and the next record is written as usual.
         """
         self._record(record)
+
+    def record_claimed(self, record: InvocationRecord, claim: JtiClaim) -> bool:
+        """Settle the call's ``jti`` claim and persist its record; False on a replay (then
+        nothing is recorded: the caller answers 401 and counts a refusal).
+
+        One statement and one commit when PostgreSQL takes writes and nothing waits in
+        the spool. Otherwise, or when that statement fails, the way of a call without
+        the statement: the claim settled on its own (``JtiReplayStore.settle_jti``: pending
+        in the ledger during an outage, or ``ReplayUnavailable`` when fail-closed), then
+        the record written, dead-lettered or spooled (``record_invocation``).
+        """
+        if self._writer is not None and self._one_statement_open(claim):
+            try:
+                return self._writer.claimed_invocation(record, claim)
+            except SQLAlchemyError as exc:
+                if classify(exc) is Failure.TRANSIENT and sqlstate(exc) is None:
+                    return self._unreachable(record, claim, exc)
+                # the server refused the statement: nothing of it was committed
+        if not self.replay.settle_jti(claim):
+            return False
+        self._record(record)
+        return True
+
+    def _one_statement_open(self, claim: JtiClaim) -> bool:
+        return (
+            claim.ask_database
+            and self.state.up
+            and self.replay.state.up
+            and not self._spool.depth()
+        )
+
+    def _unreachable(self, record: InvocationRecord, claim: JtiClaim, exc: SQLAlchemyError) -> bool:
+        """The connection failed mid-statement: PostgreSQL may or may not have committed it.
+
+        Either way the call is accepted as in an outage: the claim pending in the ledger
+        (``sync_pending`` finds it held if the statement did commit), the record spooled
+        (its replay is keyed by id: stored once). Fail-closed raises instead.
+        """
+        self.state.mark_down("write", exc)
+        accepted = self.replay.settle_failed(claim, exc)
+        self._record(record)
+        return accepted
 
     def record_refusal(self, client_key: str, status: int, at: datetime) -> None:
         """Count one call refused before authentication (a 401); never raises.
@@ -119,7 +166,10 @@ class SpoolingAuditTrail:
         if self._spool.append_if_pending(entry):
             return True
         try:
-            self.store.write([entry.record])
+            if self._writer is not None and isinstance(entry.record, InvocationRecord):
+                self._writer.invocation(entry.record)  # one statement, one commit
+            else:
+                self.store.write([entry.record])
             return False
         except Exception as exc:
             if classify(exc) is Failure.PERMANENT:

@@ -135,6 +135,21 @@ class TokenVerifier:
 
     def verify(self, token: str, audience: str) -> VerifiedClient:
         """The verified caller, or TokenRejected saying why (never containing the token)."""
+        client = self.check(token, audience)
+        self.remember(client)
+        return client
+
+    def remember(self, client: VerifiedClient) -> None:
+        """Accept the client's ``jti`` once (the replay store); TokenRejected on a replay."""
+        try:
+            first_use = self._replay_store.remember_jti(client.iss, client.jti, client.expires_at)
+        except ValueError as exc:  # the store refused the value itself
+            raise TokenRejected(f"jti cannot be stored ({exc})") from exc
+        if not first_use:
+            raise TokenRejected(f"jti replayed for {client.iss!r}")
+
+    def check(self, token: str, audience: str) -> VerifiedClient:
+        """Every check but the replay one (the caller settles the ``jti`` itself)."""
         if len(token) > MAX_TOKEN_CHARS:
             raise TokenRejected(f"token longer than {MAX_TOKEN_CHARS} characters")
         alg, kid, jku = _header(token)
@@ -159,12 +174,6 @@ class TokenVerifier:
         if not isinstance(jti, str) or not _PRINTABLE.fullmatch(jti):
             raise TokenRejected("jti missing or not a short printable string")
         expires_at = self._expiry(claims)
-        try:
-            first_use = self._replay_store.remember_jti(iss, jti, expires_at)
-        except ValueError as exc:  # the store refused the value itself
-            raise TokenRejected(f"jti cannot be stored ({exc})") from exc
-        if not first_use:
-            raise TokenRejected(f"jti replayed for {iss!r}")
         tenant = claims.get("tenant")
         if not isinstance(tenant, str) or not tenant:
             tenant = issuer.tenant

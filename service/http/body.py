@@ -61,6 +61,12 @@ def _lone_surrogate(value: Any) -> bool:
     return False
 
 
+def _may_hold_surrogate(raw: bytes) -> bool:
+    """The regular expression only when a byte it needs is there: ``in`` on bytes is a
+    fast substring search (~1 us on a 7 KB body, the expression alone ~18 us)."""
+    return (b"\\u" in raw or b"\xed" in raw) and _MAYBE_SURROGATE.search(raw) is not None
+
+
 def _body_bytes(request: Request) -> bytes:
     """The raw body; 413 past the limit, whether the length was declared or chunked."""
     limit = request.max_content_length
@@ -104,7 +110,7 @@ def read_json_object(request: Request, *, max_depth: int) -> dict[str, Any]:
         raise Problem(400, "Request body must be a JSON object", code="structure")
     if json_depth_exceeds(body, max_depth):
         raise Problem(400, f"Request body nests deeper than {max_depth} levels", code="too-costly")
-    if _MAYBE_SURROGATE.search(raw) and _lone_surrogate(body):
+    if _may_hold_surrogate(raw) and _lone_surrogate(body):
         raise Problem(
             400, "Request body holds a lone Unicode surrogate (not valid text)", code="structure"
         )

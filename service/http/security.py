@@ -4,6 +4,13 @@ Every request under ``/cds-services`` (discovery included) must carry
 ``Authorization: Bearer <JWT>`` from a trusted issuer; the checks themselves are
 in ``service.auth`` (issuers, keys, verifier). A failure is a 401 with no
 detail; the reason is logged at INFO, never the token.
+
+Replay protection: a ``jti`` seen before by this pod is refused here (the pod ledger).
+A hook call's claim is then settled in PostgreSQL together with its audit record when
+the response is final (``lifecycle.RequestEnd``; one round trip, one commit), and a
+replay found there is answered 401 instead of the cards; a hook call that must contact
+the client's fhirServer settles it first (``SettledBeforeFetch``). Every other call
+(discovery, feedback) settles it here.
 """
 
 from __future__ import annotations
@@ -12,23 +19,28 @@ import logging
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask, request
 from flask_cors import CORS
 
-from service.audit.records import AuditUnavailable
+from service.audit.records import AuditUnavailable, DeferredReplayStore, JtiClaim
 from service.auth.fhir_servers import FhirServerPolicy
 from service.auth.issuers import load_trusted_issuers, publicly_keyed
-from service.auth.verifier import ReplayStore, TokenRejected, TokenVerifier
+from service.auth.verifier import ReplayStore, TokenRejected, TokenVerifier, VerifiedClient
+from service.cds.locate import FhirSource
 from service.config import ConfigError, Settings
 from service.http.errors import Problem, unauthorized
-from service.http.trace import RequestTrace
+from service.http.trace import RequestTrace, current_or_none
 
 log = logging.getLogger(__name__)
 
 #: Paths that need a client JWT (discovery, services, feedback).
 PROTECTED_PREFIX = "/cds-services"
+#: The route of a hook call (``http/cds.py``): its jti is settled with its audit record.
+HOOK_ENDPOINT = "/cds-services/<service_id>"
+REPLAY_UNAVAILABLE = "Authentication temporarily unavailable; retry later"
 #: Paths a browser may call cross-origin.
 CORS_PATHS = (r"/cds-services.*", r"/Questionnaire.*")
 CORS_HEADERS = ("authorization", "content-type")
@@ -80,21 +92,97 @@ def build_verifier(settings: Settings, replay_store: ReplayStore) -> TokenVerifi
     )
 
 
-def _authenticate(verifier: TokenVerifier, public_url: str, trace: RequestTrace) -> None:
+def settle(store: DeferredReplayStore, claim: JtiClaim) -> None:
+    """Settle a ``jti`` claim on its own; TokenRejected on a replay or a refused value."""
+    try:
+        first_use = store.settle_jti(claim)
+    except ValueError as exc:  # the store refused the value itself
+        raise TokenRejected(f"jti cannot be stored ({exc})") from exc
+    if not first_use:
+        raise TokenRejected(f"jti replayed for {claim.iss!r}")
+
+
+def defers_replay_check(trace: RequestTrace) -> bool:
+    """A hook call: its ``jti`` is settled with its audit record, at the end."""
+    return trace.method == "POST" and trace.endpoint == HOOK_ENDPOINT
+
+
+def _check_replay(
+    verifier: TokenVerifier,
+    deferred: DeferredReplayStore | None,
+    client: VerifiedClient,
+    trace: RequestTrace,
+) -> None:
+    """A replay within this pod is refused here (its ledger); across pods, a hook call's
+    claim is settled by its audit write (``lifecycle.RequestEnd``), every other call's now."""
+    if deferred is None or not defers_replay_check(trace):
+        verifier.remember(client)
+        return
+    claim = deferred.claim_jti(client.iss, client.jti, client.expires_at)
+    if claim is None:
+        raise TokenRejected(f"jti replayed for {client.iss!r}")
+    if claim.ask_database:
+        trace.jti_claim = claim
+    else:  # PostgreSQL is known to be down: pending in the ledger now (or fail-closed)
+        settle(deferred, claim)
+
+
+def _authenticate(
+    verifier: TokenVerifier,
+    deferred: DeferredReplayStore | None,
+    public_url: str,
+    trace: RequestTrace,
+) -> None:
     token = bearer_token(request.headers.get("Authorization"))
     if token is None:
         log.info("401 %s %s: no bearer token", request.method, request.path)
         raise unauthorized()
     try:
-        client = verifier.verify(token, public_url + request.path)
+        client = verifier.check(token, public_url + request.path)
+        _check_replay(verifier, deferred, client, trace)
     except TokenRejected as exc:
         log.info("401 %s %s: %s", request.method, request.path, exc)
         raise unauthorized() from None
     except AuditUnavailable as exc:
         log.warning("replay store unavailable: %s", exc)
-        raise Problem(503, "Authentication temporarily unavailable; retry later") from None
+        raise Problem(503, REPLAY_UNAVAILABLE) from None
     trace.client_iss = client.iss
     trace.tenant = client.tenant
+
+
+class SettledBeforeFetch:
+    """A ``FhirSource`` that settles the call's deferred ``jti`` claim before contacting
+    the client's fhirServer: a replayed token never makes the service call out."""
+
+    def __init__(self, inner: FhirSource, store: DeferredReplayStore) -> None:
+        self._inner = inner
+        self._store = store
+
+    def _settle(self) -> None:
+        trace = current_or_none()
+        claim = trace.jti_claim if trace is not None else None
+        if trace is None or claim is None:
+            return
+        trace.jti_claim = None
+        try:
+            settle(self._store, claim)
+        except TokenRejected as exc:
+            log.info("401 %s %s: %s (before calling fhirServer)", trace.method, trace.path, exc)
+            trace.unauthenticate(unauthorized())
+            raise unauthorized() from None
+        except AuditUnavailable as exc:
+            log.warning("replay store unavailable: %s", exc)
+            problem = Problem(503, REPLAY_UNAVAILABLE)
+            trace.unauthenticate(problem)
+            raise problem from None
+
+    def search(self, base: str, query: str, token: str | None) -> dict[str, Any]:
+        self._settle()
+        return self._inner.search(base, query, token)
+
+    def questionnaire(self, base: str, canonical: str, token: str | None) -> dict[str, Any] | None:
+        self._settle()
+        return self._inner.questionnaire(base, canonical, token)
 
 
 def cors_origins(origins: Iterable[str]) -> list[str]:
@@ -166,9 +254,15 @@ def check_settings(settings: Settings) -> None:
 
 
 def authentication_gate(
-    settings: Settings, replay_store: ReplayStore | None
+    settings: Settings,
+    replay_store: ReplayStore | None,
+    deferred: DeferredReplayStore | None = None,
 ) -> Callable[[RequestTrace], None] | None:
-    """The request gate checking client JWTs on /cds-services (None while CDS_AUTH is off)."""
+    """The request gate checking client JWTs on /cds-services (None while CDS_AUTH is off).
+
+    ``deferred``: the replay store whose hook-call checks the audit write settles (the
+    request's end must then be given the audit trail that does it).
+    """
     if not settings.auth_enabled:
         return None
     if replay_store is None:
@@ -177,6 +271,6 @@ def authentication_gate(
 
     def require_client_jwt(trace: RequestTrace) -> None:
         if needs_authentication(trace.method, trace.path):
-            _authenticate(verifier, settings.public_url, trace)
+            _authenticate(verifier, deferred, settings.public_url, trace)
 
     return require_client_jwt

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from flask import g, has_request_context, request
 
 if TYPE_CHECKING:
+    from service.audit.records import JtiClaim
     from service.cds.hook import HookResult
     from service.http.problem import Problem
 
@@ -63,6 +64,9 @@ class RequestTrace:
     tenant: str | None = None
     result: HookResult | None = None
     problem: Problem | None = None
+    #: the token's ``jti``, claimed in the pod ledger, not yet settled in PostgreSQL: the
+    #: end of the request settles it with the audit record, before the response leaves
+    jti_claim: JtiClaim | None = None
 
     @property
     def service_id(self) -> str | None:
@@ -81,6 +85,14 @@ class RequestTrace:
             return PORTAL_SERVICE_ID
         parts = self.path.split("/")
         return parts[2][:200] if len(parts) > 2 and parts[2] else None
+
+    def unauthenticate(self, problem: Problem) -> None:
+        """The call is refused after all (its token was a replay): nothing of it was sent."""
+        self.client_iss = None
+        self.tenant = None
+        self.result = None
+        self.problem = problem
+        self.jti_claim = None
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000

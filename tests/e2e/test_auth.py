@@ -194,6 +194,45 @@ def test_a_replayed_jti_is_refused_across_processes(env: Env, database_url: str)
     assert_unauthorized(call(env.first, DISCOVERY, other))
 
 
+def card_call() -> dict[str, Any]:
+    """An intake call answered with a critical card."""
+    qr = build_qr({"id": f"qr-{uuid.uuid4()}", "answers": {"saddle-anaesthesia": "yes"}})
+    qr["status"] = "completed"
+    return {
+        "hook": "questionnaire-inprogress",
+        "hookInstance": str(uuid.uuid4()),
+        "context": {"questionnaireResponse": qr},
+    }
+
+
+def test_a_hook_call_replayed_on_another_pod_gets_401_no_card_and_only_a_refusal_count(
+    env: Env, database_url: str
+) -> None:
+    """Issue 15: a hook call's jti is settled with its audit record. The two servers are
+    two pods (each its own replay ledger) sharing PostgreSQL: the replay is found by the
+    audit statement, and still no card leaves, no invocation row is written."""
+    since = datetime.now(UTC)
+    token = ehr_token(INTAKE)
+    original, replay = card_call(), card_call()
+    accepted = call(env.first, INTAKE, token, original)
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["cards"]
+    refused = call(env.second, INTAKE, token, replay)
+    assert_unauthorized(refused)
+    assert "cards" not in refused.text
+    assert wait_for_log(env.second, "found with the audit write")
+    # and within the first pod its ledger refuses it at the gate
+    assert_unauthorized(call(env.first, INTAKE, token, card_call()))
+    with audit_engine(database_url) as engine:
+        [row] = wait_for_invocations(engine, "hook_instance = :i", 1, i=original["hookInstance"])
+        assert (row["http_status"], row["client_iss"]) == (200, EHR)
+        assert wait_for_invocations(engine, "hook_instance = :i", 0, i=replay["hookInstance"]) == []
+        deadline = time.monotonic() + 15
+        while _refused_401s(engine, since) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _refused_401s(engine, since) >= 2
+
+
 def _refused_401s(engine: Any, since: datetime) -> int:
     with engine.connect() as conn:
         found = conn.execute(

@@ -92,11 +92,14 @@ def test_a_locked_invocation_table_neither_stalls_calls_nor_hides_from_readyz(
         server.stop()
 
 
+@pytest.mark.parametrize("path", [DISCOVERY, PATIENT_VIEW], ids=["discovery", "hook-call"])
 def test_a_token_is_accepted_once_per_pod_through_an_outage_and_then_once_anywhere(
-    make_database: DatabaseFactory, tmp_path: Path
+    make_database: DatabaseFactory, tmp_path: Path, path: str
 ) -> None:
     """Finding 2: replays were accepted once per worker during an outage, and a token
-    accepted during it was accepted again by another pod afterwards."""
+    accepted during it was accepted again by another pod afterwards. A hook call's jti
+    is settled with its audit record (issue 15): the same holds, and no refused call
+    gets a card."""
     url = make_database()
     real = make_url(url)
     key = ClientKey.es384("ehr-1")
@@ -111,11 +114,15 @@ def test_a_token_is_accepted_once_per_pod_through_an_outage_and_then_once_anywhe
     }
 
     def token() -> str:
-        return key.sign(claims(EHR, PUBLIC_URL + DISCOVERY, jti=str(uuid.uuid4())))
+        return key.sign(claims(EHR, PUBLIC_URL + path, jti=str(uuid.uuid4())))
 
     def status(server: ServerProcess, bearer: str) -> int:
         headers = {"Authorization": f"Bearer {bearer}"}
-        return requests.get(server.url(DISCOVERY), headers=headers, timeout=10).status_code
+        if path == DISCOVERY:
+            return requests.get(server.url(path), headers=headers, timeout=10).status_code
+        answer = requests.post(server.url(path), json=sample_request(), headers=headers, timeout=10)
+        assert answer.status_code == 200 or "cards" not in answer.json(), answer.text
+        return answer.status_code
 
     for pod_dir in ("a", "b", "c"):
         (tmp_path / pod_dir).mkdir()
@@ -148,6 +155,12 @@ def test_a_token_is_accepted_once_per_pod_through_an_outage_and_then_once_anywhe
             assert status(other_pod, during) == 401
             assert status(other_pod, before) == 401
             assert status(other_pod, token()) == 200
+            if path == PATIENT_VIEW:  # what was sent is what the audit holds
+                by_status = "SELECT count(*) FROM invocation WHERE http_status = :s"
+                wait_until(lambda: count(url, by_status, s=200) == 3, "the 3 accepted calls")
+                # the fail-closed pod's answer, spooled there until its drainer got through
+                wait_until(lambda: count(url, by_status, s=503) == 1, "the 503 recorded")
+                assert count(url, by_status, s=401) == 0  # replays are refusals, not rows
         finally:
             for server in (pod, strict, other_pod):
                 server.stop()

@@ -71,3 +71,23 @@ def test_cache_is_bounded() -> None:
         cache.put(str(index), model)
     assert cache.get("0") is None
     assert cache.get("1") is models[1] and cache.get("2") is models[2]
+
+
+@pytest.mark.parametrize(
+    "qr",
+    [
+        build_qr({"id": "ascii", "answers": {"saddle-anaesthesia": "yes"}}),
+        {"resourceType": "QuestionnaireResponse", "id": "é-ü", "text": {"div": "Schmerz ✓ 痛"}},
+        {"b": [1, 2.5, 1e-07, 10**20, None, True], "a": {"z": '\n\t"\\', "y": "\u2028"}},
+    ],
+    ids=["intake", "non-ascii", "numbers-and-escapes"],
+)
+def test_the_audits_qr_hash_is_the_sha256_of_the_canonical_json(qr: dict[str, Any]) -> None:
+    """``qr_sha256`` (stored in the audit) keeps its definition whatever makes it faster:
+    sha256 of the UTF-8 of ``json.dumps(sort_keys=True, separators=(",", ":"),
+    ensure_ascii=False)``."""
+    import hashlib
+    import json
+
+    text = json.dumps(qr, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert screen_module.canonical_sha256(qr) == hashlib.sha256(text.encode()).hexdigest()

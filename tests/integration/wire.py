@@ -1,0 +1,165 @@
+"""A relay in front of the real PostgreSQL that counts round trips and commits on the wire.
+
+It reads the server's side of the PostgreSQL protocol (v3): every message is a type
+byte and a length. One *round trip* is one ``ReadyForQuery`` ('Z') after the
+connection's start-up: the client waits for it after each query or ``Sync``. One
+*commit* is a round trip that ends a transaction that did something: 'Z' with status
+idle ('I') after at least one ``CommandComplete`` ('C'), no ``ErrorResponse`` ('E')
+and a last command other than ROLLBACK; that is an autocommit statement or a COMMIT,
+as PostgreSQL's own ``xact_commit`` counts them. Independent of the client library.
+
+Connect through it with ``sslmode=disable&gssencmode=disable`` (``url``), so the
+server's first bytes are protocol messages, not the one-byte answer to an SSL request.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import struct
+import threading
+from dataclasses import dataclass, field
+from types import TracebackType
+
+from sqlalchemy.engine import make_url
+
+from testkit.pg import free_port
+
+
+@dataclass(frozen=True)
+class WireCounts:
+    round_trips: int = 0
+    commits: int = 0
+
+    def __sub__(self, other: WireCounts) -> WireCounts:
+        return WireCounts(self.round_trips - other.round_trips, self.commits - other.commits)
+
+
+@dataclass
+class _Conversation:
+    """The server's messages on one connection, parsed as they come."""
+
+    buffer: bytes = b""
+    started: bool = False
+    commands: list[bytes] = field(default_factory=list)
+    failed: bool = False
+
+    def feed(self, data: bytes, counter: WireCounter) -> None:
+        self.buffer += data
+        while len(self.buffer) >= 5:
+            kind = self.buffer[:1]
+            (length,) = struct.unpack("!I", self.buffer[1:5])
+            if len(self.buffer) < 1 + length:
+                return
+            body, self.buffer = self.buffer[5 : 1 + length], self.buffer[1 + length :]
+            self._message(kind, body, counter)
+
+    def _message(self, kind: bytes, body: bytes, counter: WireCounter) -> None:
+        if kind == b"C":
+            self.commands.append(body.rstrip(b"\0"))
+        elif kind == b"E":
+            self.failed = True
+        elif kind == b"Z":
+            if self.started:
+                committed = (
+                    body[:1] == b"I"
+                    and bool(self.commands)
+                    and not self.failed
+                    and self.commands[-1] != b"ROLLBACK"
+                )
+                counter.count(committed)
+            self.started = True
+            self.commands, self.failed = [], False
+
+
+class WireCounter:
+    """``with WireCounter(host, port) as wire:`` ... ``wire.url(real_url)``, ``wire.counts()``."""
+
+    def __init__(self, upstream_host: str, upstream_port: int) -> None:
+        self.upstream = (upstream_host, upstream_port)
+        self.port = free_port()
+        self._lock = threading.Lock()
+        self._counts = WireCounts()
+        self._running = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._listener: socket.socket | None = None
+
+    @classmethod
+    def before(cls, url: str) -> WireCounter:
+        real = make_url(url)
+        return cls(real.host or "127.0.0.1", real.port or 5432)
+
+    def url(self, real_url: str) -> str:
+        """``real_url`` through this relay, without SSL or GSS negotiation."""
+        return (
+            make_url(real_url)
+            .set(host="127.0.0.1", port=self.port)
+            .update_query_dict({"sslmode": "disable", "gssencmode": "disable"})
+            .render_as_string(hide_password=False)
+        )
+
+    def counts(self) -> WireCounts:
+        with self._lock:
+            return self._counts
+
+    def count(self, committed: bool) -> None:
+        with self._lock:
+            self._counts = WireCounts(
+                self._counts.round_trips + 1, self._counts.commits + int(committed)
+            )
+
+    def __enter__(self) -> WireCounter:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(16)
+        listener.settimeout(0.05)
+        self._listener = listener
+        self._running.set()
+        self._spawn(self._accept_loop, listener)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._running.clear()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        if self._listener is not None:
+            self._listener.close()
+
+    def _spawn(self, target: object, *args: object) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)  # type: ignore[arg-type]
+        self._threads.append(thread)
+        thread.start()
+
+    def _accept_loop(self, listener: socket.socket) -> None:
+        while self._running.is_set():
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            server = socket.create_connection(self.upstream, timeout=5)
+            self._spawn(self._relay, client, server)
+
+    def _relay(self, client: socket.socket, server: socket.socket) -> None:
+        conversation = _Conversation()
+        peers = {client: server, server: client}
+        try:
+            while self._running.is_set():
+                readable, _, _ = select.select(list(peers), [], [], 0.05)
+                for sock in readable:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    if sock is server:
+                        conversation.feed(data, self)
+                    peers[sock].sendall(data)
+        except (OSError, ValueError):
+            return
+        finally:
+            client.close()
+            server.close()
