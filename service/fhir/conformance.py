@@ -20,7 +20,7 @@ elsewhere in the same response is still reported instead of lost in a refusal.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -233,7 +233,7 @@ def _item_issues(found: _Located, form_item: Any | None, strict: bool) -> Iterat
 
 
 def _required_issues(
-    form_items: dict[str, Any], answered: dict[str, list[Any]], form: FormIndex | None
+    form_items: Mapping[str, Any], answered: dict[str, list[Any]], form: FormIndex | None
 ) -> Iterator[Issue]:
     enabled = form.enabled_link_ids(answered) if form is not None else {}
     for link_id, form_item in form_items.items():
@@ -264,7 +264,10 @@ def check(
         )
     if questionnaire is None:
         return issues
-    form_items = {item.linkId: item for item, _ in walk_items(questionnaire.item)}
+    if form is not None:
+        form_items = form.nodes  # built once per form
+    else:
+        form_items = {item.linkId: item for item, _ in walk_items(questionnaire.item)}
     answered: dict[str, list[Any]] = {}
     for found in _located(qr.item, "QuestionnaireResponse"):
         answers = list(found.item.answer or [])

@@ -6,7 +6,7 @@ Built once per form (the bundled forms at start-up; others by the screen's cache
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -49,11 +49,15 @@ class FormIndex:
 
     items: Mapping[str, FormItem]
     has_logic: bool
+    #: the Questionnaire's own item models by linkId (their declared constraints)
+    nodes: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def build(cls, questionnaire: Questionnaire, vocabulary: Vocabulary) -> FormIndex:
         items: dict[str, FormItem] = {}
+        nodes: dict[str, Any] = {}
         for item, parent in walk_items(questionnaire.item):
+            nodes[item.linkId] = item
             concept = next(
                 (
                     found
@@ -73,7 +77,8 @@ class FormIndex:
                 ),
                 enable_behavior=item.enableBehavior or "all",
             )
-        return cls(items=items, has_logic=any(i.enable_when for i in items.values()))
+        has_logic = any(i.enable_when for i in items.values())
+        return cls(items=items, has_logic=has_logic, nodes=nodes)
 
     def enabled_link_ids(self, values: Mapping[str, list[Any]]) -> dict[str, bool]:
         """linkId -> enabled, given the answers by linkId (``values``)."""

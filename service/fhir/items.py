@@ -15,6 +15,9 @@ from typing import Any
 def _field(node: Any, name: str) -> Any:
     if isinstance(node, Mapping):
         return node.get(name)
+    fields = getattr(node, "__dict__", None)  # a model's fields, without __getattr__'s miss
+    if fields is not None:
+        return fields.get(name)
     return getattr(node, name, None)
 
 
