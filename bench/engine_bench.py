@@ -165,16 +165,18 @@ def never_seen(qr: Mapping[str, Any]) -> dict[str, Any]:
 
 def qr_growth(base_qr: Mapping[str, Any]) -> dict[str, Any]:
     from service.app import load_knowledge
-    from service.cds.screen import screen
+    from service.cds.screen import Screener
     from service.config import Settings
 
     knowledge = load_knowledge(Settings())
     points = []
     for size in SIZES:
         qr = qr_with_answers(base_qr, size)
+        # as the service screens: the fast validation path, no validated model reused
+        screener = Screener(knowledge, max_items=size + 10, cache_size=0)
 
-        def call(q: dict[str, Any] = qr, limit: int = size + 10) -> object:
-            return screen(never_seen(q), knowledge, hook_instance=HOOK_INSTANCE, max_items=limit)
+        def call(q: dict[str, Any] = qr, s: Screener = screener) -> object:
+            return s.screen(never_seen(q), hook_instance=HOOK_INSTANCE)
 
         us = per_call_us(call)
         points.append({"size": size, "us": us, "us_per_answer": us / size})
@@ -196,40 +198,64 @@ def _growth(unit: str, points: list[dict[str, Any]]) -> dict[str, Any]:
 # -- phases of one screen -----------------------------------------------------------------
 
 
+#: what a patient might write in the intake's free-text item (7.1): a negated and a
+#: positive red-flag mention, read by the clinical-NLP pipeline (issue 12)
+FREE_TEXT = (
+    "No fever or chills. Since the deadlift I can't feel the toilet paper when I wipe, "
+    "and my left calf feels weak on the stairs."
+)
+
+
+def with_free_text(qr: Mapping[str, Any], text: str) -> dict[str, Any]:
+    """The QR with ``text`` as the answer to the intake's "Anything else?" item."""
+    worded = copy.deepcopy(dict(qr))
+    worded["item"] = [i for i in worded.get("item", []) if i.get("linkId") != "7"]
+    worded["item"].append(
+        {"linkId": "7", "item": [{"linkId": "7.1", "answer": [{"valueString": text}]}]}
+    )
+    return worded
+
+
 def screen_phases(qr: Mapping[str, Any]) -> dict[str, float]:
     """Microseconds per phase of ``screen()`` for this QR (bundled form, no fetch)."""
     from service import fhir
     from service.app import load_knowledge
-    from service.cds.screen import canonical_sha256, screen
+    from service.cds.screen import Screener, canonical_sha256
     from service.config import Settings
 
     knowledge = load_knowledge(Settings())
-    from service.fhir.parse import reference_parse_questionnaire_response
-
-    parsed = fhir.parse_questionnaire_response(qr)
+    parser = fhir.ResponseParser()
+    parsed = parser.parse(qr)
     questionnaire, _ = fhir.resolve_questionnaire(parsed, knowledge.library, None)
     form = knowledge.library.index_of(questionnaire) if questionnaire is not None else None
-    facts = fhir.extract_facts(parsed, form, knowledge.vocabulary)
+    reader = knowledge.reader
+    facts = fhir.extract_facts(parsed, form, knowledge.vocabulary, reader=reader)
+    fresh, caching = Screener(knowledge, cache_size=0), Screener(knowledge)
+    worded = with_free_text(qr, FREE_TEXT)
+    worded_parsed = parser.parse(worded)
     return {
         "count_items": per_call_us(lambda: fhir.count_items(qr, 2000)),
-        "parse (fast path)": per_call_us(lambda: fhir.parse_questionnaire_response(qr)),
+        "parse (fast path)": per_call_us(lambda: parser.parse(qr)),
         "parse (fhir.resources, the reference)": per_call_us(
-            lambda: reference_parse_questionnaire_response(qr)
+            lambda: fhir.parse_questionnaire_response(qr)
         ),
         "resolve questionnaire": per_call_us(
             lambda: fhir.resolve_questionnaire(parsed, knowledge.library, None)
         ),
         "extract facts": per_call_us(
-            lambda: fhir.extract_facts(parsed, form, knowledge.vocabulary)
+            lambda: fhir.extract_facts(parsed, form, knowledge.vocabulary, reader=reader)
+        ),
+        f"extract facts, with {len(FREE_TEXT)} characters of free text read": per_call_us(
+            lambda: fhir.extract_facts(worded_parsed, form, knowledge.vocabulary, reader=reader)
         ),
         "evaluate rules": per_call_us(
             lambda: evaluate(knowledge.ruleset, facts, hook_instance=HOOK_INSTANCE)
         ),
         "sha256 of canonical JSON": per_call_us(lambda: canonical_sha256(qr)),
         "screen() total, QR never seen": per_call_us(
-            lambda: screen(never_seen(qr), knowledge, hook_instance=HOOK_INSTANCE)
+            lambda: fresh.screen(never_seen(qr), hook_instance=HOOK_INSTANCE)
         ),
         "screen() total, same QR again (validated model reused)": per_call_us(
-            lambda: screen(qr, knowledge, hook_instance=HOOK_INSTANCE)
+            lambda: caching.screen(qr, hook_instance=HOOK_INSTANCE)
         ),
     }

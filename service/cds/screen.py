@@ -88,13 +88,15 @@ class Screener:
         *,
         max_items: int = 2000,
         cache_size: int = 256,
+        fast_validation: bool = True,
         public_url: str = "",
     ) -> None:
         self.knowledge = knowledge
         self.max_items = max_items
         #: the service's public base URL: cards' source.url is <public_url>/rules/<id>
         self.public_url = public_url
-        fhir.compiled_response_model()  # build the fast FHIR validation now, not on a call
+        #: QR validation: the fast path, compiled once here rather than on a first call
+        self.parser = fhir.ResponseParser(fast=fast_validation)
         #: validated QR models by content hash; only valid models, never mutated
         self.parsed: BoundedCache[str, fhir.QuestionnaireResponse] = BoundedCache(cache_size)
         #: form indexes of contained or fetched Questionnaires, by model identity
@@ -122,7 +124,7 @@ class Screener:
         sha256 = canonical_sha256(qr)
         parsed = self.parsed.get(sha256)
         if parsed is None:
-            parsed = fhir.parse_questionnaire_response(qr)
+            parsed = self.parser.parse(qr)
             self.parsed.put(sha256, parsed)
         library = self.knowledge.library
         questionnaire, resolution = fhir.resolve_questionnaire(parsed, library, fetch_questionnaire)
@@ -179,8 +181,15 @@ def screen(
     public_url: str = "",
     patient: Mapping[str, Any] | None = None,
 ) -> Screening:
-    """One screen with no caches kept (the CLI, tests, one-off callers)."""
-    screener = Screener(knowledge, max_items=max_items, cache_size=0, public_url=public_url)
+    """One screen with nothing kept: no caches, no compiled validation (the CLI, tests,
+    one-off callers; fhir.resources decides, with the same verdict as the fast path)."""
+    screener = Screener(
+        knowledge,
+        max_items=max_items,
+        cache_size=0,
+        public_url=public_url,
+        fast_validation=False,
+    )
     return screener.screen(
         qr,
         hook_instance=hook_instance,

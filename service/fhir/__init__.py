@@ -9,7 +9,7 @@ from service.fhir.form import FormIndex
 from service.fhir.items import walk_items
 from service.fhir.parse import (
     InvalidResource,
-    compiled_response_model,
+    ResponseParser,
     count_items,
     parse_questionnaire,
     parse_questionnaire_response,
@@ -25,8 +25,8 @@ __all__ = [
     "Questionnaire",
     "QuestionnaireFetch",
     "QuestionnaireResponse",
+    "ResponseParser",
     "Vocabulary",
-    "compiled_response_model",
     "count_items",
     "extract_facts",
     "parse_questionnaire",

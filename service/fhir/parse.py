@@ -6,7 +6,6 @@ R4, so the R4B package (R4 semantics for these resources) is the reference.
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -76,30 +75,32 @@ def _validate(model: type[Any], data: object, resource_type: str) -> Any:
         ) from None
 
 
-@functools.cache
-def compiled_response_model() -> CompiledModel | None:
-    """The fast path for QuestionnaireResponses, built once per process (~0.1 s); None if
-    this pydantic's schemas cannot be compiled (every QR then goes to fhir.resources)."""
-    try:
-        return CompiledModel(QuestionnaireResponse)
-    except NotCompilable as exc:
-        log.warning("fast FHIR validation unavailable, using fhir.resources only: %s", exc)
-        return None
+class ResponseParser:
+    """Parses QuestionnaireResponses with fhir.resources' verdict and model, decided on a
+    compiled fast path when it can be (built here, ~0.1 s: make one per process and keep
+    it, as the ``Screener`` does); what that path does not accept (invalid input above
+    all) goes to fhir.resources, which words every rejection."""
+
+    def __init__(self, *, fast: bool = True) -> None:
+        """``fast=False``: fhir.resources alone, nothing compiled (one-off callers)."""
+        self.compiled: CompiledModel | None = None
+        if not fast:
+            return
+        try:
+            self.compiled = CompiledModel(QuestionnaireResponse)
+        except NotCompilable as exc:
+            log.warning("fast FHIR validation unavailable, using fhir.resources only: %s", exc)
+
+    def parse(self, data: object) -> QuestionnaireResponse:
+        if self.compiled is not None and isinstance(data, Mapping):
+            fast: QuestionnaireResponse | None = self.compiled.validate(data)
+            if fast is not None:
+                return fast
+        return parse_questionnaire_response(data)
 
 
 def parse_questionnaire_response(data: object) -> QuestionnaireResponse:
-    """fhir.resources' verdict and model, decided on the compiled fast path when it can be;
-    anything that path does not accept (invalid input above all) goes to fhir.resources."""
-    compiled = compiled_response_model()
-    if compiled is not None and isinstance(data, Mapping):
-        fast: QuestionnaireResponse | None = compiled.validate(data)
-        if fast is not None:
-            return fast
-    return reference_parse_questionnaire_response(data)
-
-
-def reference_parse_questionnaire_response(data: object) -> QuestionnaireResponse:
-    """fhir.resources alone: the reference, and the words of every rejection."""
+    """fhir.resources alone: the reference verdict, and the words of every rejection."""
     qr: QuestionnaireResponse = _validate(QuestionnaireResponse, data, "QuestionnaireResponse")
     return qr
 

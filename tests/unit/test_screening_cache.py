@@ -15,9 +15,11 @@ from testkit.casekit import build_qr, topics_of
 
 
 class CountingParser:
-    def __init__(self) -> None:
+    """Wraps a screener's parser; counts the QRs it is asked to validate."""
+
+    def __init__(self, screener: Screener) -> None:
         self.calls = 0
-        self.real = fhir.parse_questionnaire_response
+        self.real = screener.parser.parse
 
     def __call__(self, data: object) -> Any:
         self.calls += 1
@@ -27,9 +29,9 @@ class CountingParser:
 def test_same_content_is_validated_once(
     knowledge: Knowledge, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    parser = CountingParser()
-    monkeypatch.setattr(screen_module.fhir, "parse_questionnaire_response", parser)
     screener = Screener(knowledge, cache_size=4)
+    parser = CountingParser(screener)
+    monkeypatch.setattr(screener.parser, "parse", parser)
     qr = build_qr({"id": "cache-1", "answers": {"saddle-anaesthesia": "yes"}})
 
     first = screener.screen(qr, hook_instance="a")
@@ -47,12 +49,14 @@ def test_same_content_is_validated_once(
 def test_two_screeners_keep_their_own_cache(
     knowledge: Knowledge, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    parser = CountingParser()
-    monkeypatch.setattr(screen_module.fhir, "parse_questionnaire_response", parser)
     qr = build_qr({"id": "cache-3"})
-    Screener(knowledge).screen(qr, hook_instance="a")
-    Screener(knowledge).screen(qr, hook_instance="a")
-    assert parser.calls == 2
+    calls = 0
+    for screener in (Screener(knowledge), Screener(knowledge)):
+        parser = CountingParser(screener)
+        monkeypatch.setattr(screener.parser, "parse", parser)
+        screener.screen(qr, hook_instance="a")
+        calls += parser.calls
+    assert calls == 2
 
 
 def test_invalid_content_is_never_cached(knowledge: Knowledge) -> None:

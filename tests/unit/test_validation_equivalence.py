@@ -3,7 +3,7 @@
 On every QR of the corpus (``qr_corpus``: the other tests' QRs, then seeded
 generated ones, then hypothesis' random edits):
 
-* ``parse_questionnaire_response`` (fast path, then fhir.resources when the fast path
+* ``ResponseParser.parse`` (fast path, then fhir.resources when the fast path
   does not accept) gives the reference's verdict: the same model, attribute for
   attribute and class for class, or the same ``InvalidResource`` (message and
   element paths);
@@ -32,9 +32,8 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from service.cds.screen import Screener
-from service.fhir import InvalidResource, parse_questionnaire_response
+from service.fhir import InvalidResource, ResponseParser, parse_questionnaire_response
 from service.fhir.fast_validate import CompiledModel, NotCompilable
-from service.fhir.parse import compiled_response_model, reference_parse_questionnaire_response
 from service.knowledge import Knowledge
 from tests.unit.qr_corpus import generated, known_qrs, valid_bases
 from tests.unit.qr_edits import objects
@@ -42,6 +41,10 @@ from tests.unit.qr_edits import objects
 SMALL_CORPUS = 400
 FULL_CORPUS = 12_000
 RESOURCE_KEYS = ("resourceType", "resource_type")
+
+#: the served path (fast, then fhir.resources) and the reference (fhir.resources alone)
+PARSER = ResponseParser()
+REFERENCE = parse_questionnaire_response
 
 
 def same(a: Any, b: Any, where: str = "") -> str | None:
@@ -123,8 +126,8 @@ def _outcome(parse: Any, qr: Any) -> tuple[str, Any]:
 
 def differences(name: str, qr: Any, compiled: CompiledModel, tally: Counter[str]) -> list[str]:
     """What differs between the paths on this QR (empty when they agree)."""
-    reference = _outcome(reference_parse_questionnaire_response, qr)
-    served = _outcome(parse_questionnaire_response, qr)
+    reference = _outcome(REFERENCE, qr)
+    served = _outcome(PARSER.parse, qr)
     fast = compiled.validate(qr) if isinstance(qr, dict) else None
     tally[reference[0]] += 1
     problems = []
@@ -151,7 +154,7 @@ def differences(name: str, qr: Any, compiled: CompiledModel, tally: Counter[str]
 
 @pytest.fixture(scope="module")
 def compiled() -> CompiledModel:
-    model = compiled_response_model()
+    model = PARSER.compiled
     assert model is not None, "the fast path did not compile"
     return model
 
@@ -245,7 +248,7 @@ def edited_qrs(draw: st.DrawFn) -> dict[str, Any]:
 
 
 def _hypothesis_check(qr: dict[str, Any]) -> None:
-    compiled = compiled_response_model()
+    compiled = PARSER.compiled
     assert compiled is not None
     problems = differences("hypothesis", qr, compiled, Counter())
     assert not problems, problems
@@ -271,13 +274,13 @@ def test_random_json_anywhere_full(qr: dict[str, Any]) -> None:
 
 def test_valid_qr_is_decided_without_fhir_resources(monkeypatch: pytest.MonkeyPatch) -> None:
     qr = valid_bases()[1]  # contained form, nested groups
-    expected = reference_parse_questionnaire_response(qr)
+    expected = REFERENCE(qr)
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("fhir.resources was called")
 
     monkeypatch.setattr(QuestionnaireResponse, "model_validate", refuse)
-    parsed = parse_questionnaire_response(qr)
+    parsed = PARSER.parse(qr)
     assert same(parsed, expected) is None
     assert isinstance(parsed.contained[0], Questionnaire)
 
@@ -286,7 +289,7 @@ def test_invalid_qr_is_worded_by_fhir_resources() -> None:
     qr = copy.deepcopy(valid_bases()[0])
     qr["item"][0]["item"][0]["answer"] = [{"valueDate": "2024-02-30"}]
     with pytest.raises(InvalidResource) as info:
-        parse_questionnaire_response(qr)
+        PARSER.parse(qr)
     assert info.value.expression == ("QuestionnaireResponse.item[0].item[0].answer[0].valueDate",)
     assert "day value is outside expected range" in info.value.message
 
@@ -294,7 +297,7 @@ def test_invalid_qr_is_worded_by_fhir_resources() -> None:
 def test_unknown_contained_resource_type_is_invalid_not_a_crash() -> None:
     qr = {**valid_bases()[0], "contained": [{"resourceType": "NoSuchResource", "id": "x"}]}
     with pytest.raises(InvalidResource) as info:
-        parse_questionnaire_response(qr)
+        PARSER.parse(qr)
     assert info.value.expression == ("QuestionnaireResponse.contained",)
 
 
@@ -312,7 +315,7 @@ def test_primitive_extension_given_as_a_json_number_string_is_invalid_not_a_cras
     qr = copy.deepcopy(valid_bases()[0])
     qr["item"][0]["_linkId"] = "12.0"
     with pytest.raises(InvalidResource) as info:
-        parse_questionnaire_response(qr)
+        PARSER.parse(qr)
     assert info.value.expression == ("QuestionnaireResponse",)
 
 
@@ -323,14 +326,12 @@ def test_a_required_choice_given_as_null_is_refused_by_the_fast_path() -> None:
     options = [o for _, o in objects(qr["contained"][0]) if "valueCoding" in o and "id" not in o]
     options[0].clear()
     options[0]["valueCoding"] = None
-    compiled = compiled_response_model()
+    compiled = PARSER.compiled
     assert compiled is not None
     assert compiled.validate(qr) is None
     with pytest.raises(InvalidResource, match="Expect any of field value"):
-        parse_questionnaire_response(qr)
+        PARSER.parse(qr)
 
 
 def test_the_screener_builds_the_fast_path_before_the_first_call(knowledge: Knowledge) -> None:
-    compiled_response_model.cache_clear()
-    Screener(knowledge)
-    assert compiled_response_model.cache_info().currsize == 1
+    assert Screener(knowledge).parser.compiled is not None
