@@ -68,3 +68,14 @@ def searchset(*resources: dict[str, Any]) -> dict[str, Any]:
         "type": "searchset",
         "entry": [{"resource": resource} for resource in resources],
     }
+
+
+def fhir_authorization(access_token: str) -> dict[str, Any]:
+    """CDS Hooks ``fhirAuthorization`` with a bearer ``access_token`` for fhirServer reads."""
+    return {
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": 300,
+        "scope": "patient/QuestionnaireResponse.read",
+        "subject": "backpain-cds",
+    }

@@ -19,7 +19,14 @@ from testkit.fhir_server import FakeFhirStore, fhir_server
 from testkit.server import ServerProcess
 from tests.contract import conforms
 from tests.e2e.audit_db import audit_engine, wait_for_invocations
-from tests.hookdata import PATIENT_VIEW, envelope, sample_qr, sample_request, with_subject
+from tests.hookdata import (
+    PATIENT_VIEW,
+    envelope,
+    fhir_authorization,
+    sample_qr,
+    sample_request,
+    with_subject,
+)
 
 
 @pytest.fixture(scope="module")
@@ -72,13 +79,7 @@ def test_fhir_server_path_uses_bearer_token(server: ServerProcess) -> None:
     with fhir_server(store) as base:
         body = envelope(
             fhirServer=base,
-            fhirAuthorization={
-                "access_token": token,
-                "token_type": "Bearer",
-                "expires_in": 300,
-                "scope": "patient/QuestionnaireResponse.read",
-                "subject": "cds-service",
-            },
+            fhirAuthorization=fhir_authorization(token),
         )
         response = post(server, PATIENT_VIEW, body)
     assert response.status_code == 200

@@ -15,6 +15,7 @@ from testkit.fhir_server import FakeFhirStore, fhir_server
 from testkit.server import ServerProcess
 from testkit.signing import ClientKey, claims, jwks
 from tests.e2e.conftest import ServerFactory
+from tests.hookdata import fhir_authorization
 
 PUBLIC_URL = "https://cds.example.org"
 PATIENT_VIEW = "/cds-services/backpain-redflags-patient-view"
@@ -34,13 +35,7 @@ def _call(server: ServerProcess, base: str, token: str | None = None) -> request
         "hookInstance": str(uuid.uuid4()),
         "context": {"userId": "Practitioner/1", "patientId": "athlete-1"},
         "fhirServer": base,
-        "fhirAuthorization": {
-            "access_token": "remote-token",
-            "token_type": "Bearer",
-            "expires_in": 300,
-            "scope": "patient/QuestionnaireResponse.read",
-            "subject": "backpain-cds",
-        },
+        "fhirAuthorization": fhir_authorization("remote-token"),
     }
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return requests.post(server.url(PATIENT_VIEW), json=body, headers=headers, timeout=20)

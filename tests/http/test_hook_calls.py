@@ -22,6 +22,7 @@ from tests.hookdata import (
     INTAKE,
     PATIENT_VIEW,
     envelope,
+    fhir_authorization,
     quiet_qr,
     sample_qr,
     sample_request,
@@ -111,13 +112,7 @@ def test_fhir_server_path_uses_bearer_token(
     with fhir_server(store) as base:
         body = envelope(
             fhirServer=base,
-            fhirAuthorization={
-                "access_token": token,
-                "token_type": "Bearer",
-                "expires_in": 300,
-                "scope": "patient/QuestionnaireResponse.read",
-                "subject": "cds-service",
-            },
+            fhirAuthorization=fhir_authorization(token),
         )
         response = post(client, PATIENT_VIEW, body)
     assert response.status_code == 200

@@ -8,41 +8,23 @@ through gunicorn into PostgreSQL.)
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from flask.testing import FlaskClient
 
 from service.config import Settings
 from testkit.fake_audit import FakeAuditTrail
+from tests.http.hostile import load_cases, overlay, valid_qr
 
-CASES_FILE = Path(__file__).with_name("hostile_cases.yaml")
-CASES: list[dict[str, Any]] = yaml.safe_load(CASES_FILE.read_text(encoding="utf-8"))
+CASES = load_cases()
 DEFAULT_PATH = "/cds-services/backpain-redflags-intake"
-INTAKE_CANONICAL = "https://fhir.backpain-cds.dev/Questionnaire/exercise-back-pain-intake"
-LOINC = "http://loinc.org"
 #: the app runs with the default limits (MAX_BODY_BYTES and the rest)
 MAX_BODY_BYTES = Settings().max_body_bytes
 TRACE_MARKERS = ("Traceback", 'File "', "site-packages", "/service/")
-
-
-def valid_qr() -> dict[str, Any]:
-    no = {"valueCoding": {"system": LOINC, "code": "LA32-8", "display": "No"}}
-    return {
-        "resourceType": "QuestionnaireResponse",
-        "id": "hostile-1",
-        "status": "completed",
-        "questionnaire": INTAKE_CANONICAL,
-        "subject": {"reference": "Patient/athlete-1"},
-        "authored": "2026-11-20T10:00:00Z",
-        "item": [{"linkId": "2", "item": [{"linkId": "2.1", "answer": [no]}]}],
-    }
 
 
 def valid_envelope() -> dict[str, Any]:
@@ -51,16 +33,6 @@ def valid_envelope() -> dict[str, Any]:
         "hookInstance": str(uuid.uuid4()),
         "context": {"userId": "Practitioner/example", "questionnaireResponse": valid_qr()},
     }
-
-
-def overlay(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    merged = copy.deepcopy(base)
-    for key, value in changes.items():
-        if value is None:
-            merged.pop(key, None)
-        else:
-            merged[key] = value
-    return merged
 
 
 def generated(kind: str) -> bytes:

@@ -29,6 +29,7 @@ from service.knowledge import Knowledge
 from testkit.casekit import build_qr
 from testkit.pg import DatabaseFactory
 from testkit.signing import ClientKey, claims, jwks
+from tests.hookdata import fhir_authorization
 from tests.integration.wire import WireCounter, WireCounts
 
 pytestmark = pytest.mark.integration
@@ -277,13 +278,7 @@ def test_a_replayed_token_never_makes_the_service_call_the_fhir_server(
             "hookInstance": str(uuid.uuid4()),
             "context": {"userId": "Practitioner/physio-1", "patientId": "athlete-3"},
             "fhirServer": FHIR_SERVER,
-            "fhirAuthorization": {
-                "access_token": "opaque",
-                "token_type": "Bearer",
-                "expires_in": 300,
-                "scope": "patient/QuestionnaireResponse.read",
-                "subject": "backpain-cds",
-            },
+            "fhirAuthorization": fhir_authorization("opaque"),
         }
         headers = {"Authorization": f"Bearer {bearer}"}
         return pod.client.post(PATIENT_VIEW, json=body, headers=headers)

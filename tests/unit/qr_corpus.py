@@ -20,49 +20,24 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from testkit.casekit import build_qr, load_cases
-from tests.unit.qr_edits import LOINC, VALID_EDITS, Json
+from tests.http.hostile import load_cases as load_hostile_cases
+from tests.http.hostile import overlay, valid_qr
+from tests.unit.qr_edits import VALID_EDITS, Json
 from tests.unit.qr_mutations import MUTATIONS
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "tests" / "samples" / "patient-view-request.json"
-HOSTILE = ROOT / "tests" / "http" / "hostile_cases.yaml"
 
 
 # -- the QRs of the other tests ------------------------------------------------------------
 
 
-def _hostile_base() -> dict[str, Any]:
-    """The valid QR ``tests/http/test_hostile_input.py`` overlays its cases on."""
-    no = {"valueCoding": {"system": LOINC, "code": "LA32-8", "display": "No"}}
-    return {
-        "resourceType": "QuestionnaireResponse",
-        "id": "hostile-1",
-        "status": "completed",
-        "questionnaire": "https://fhir.backpain-cds.dev/Questionnaire/exercise-back-pain-intake",
-        "subject": {"reference": "Patient/athlete-1"},
-        "authored": "2026-11-20T10:00:00Z",
-        "item": [{"linkId": "2", "item": [{"linkId": "2.1", "answer": [no]}]}],
-    }
-
-
-def _overlay(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    merged = copy.deepcopy(base)
-    for key, value in changes.items():
-        if value is None:
-            merged.pop(key, None)
-        else:
-            merged[key] = value
-    return merged
-
-
 def _hostile_qrs() -> Iterator[tuple[str, Json]]:
-    for case in yaml.safe_load(HOSTILE.read_text(encoding="utf-8")):
+    for case in load_hostile_cases():
         body = case.get("body") or {}
         if "qr" in body:
-            yield f"hostile: {case['name']}", _overlay(_hostile_base(), body["qr"])
+            yield f"hostile: {case['name']}", overlay(valid_qr(), body["qr"])
         context = (body.get("envelope") or {}).get("context") or {}
         if "questionnaireResponse" in context:
             yield f"hostile: {case['name']}", context["questionnaireResponse"]
@@ -75,7 +50,7 @@ def known_qrs() -> list[tuple[str, Json]]:
     found: list[tuple[str, Json]] = [(f"case: {c.id}", c.qr) for c in load_cases()]
     sample = json.loads(SAMPLE.read_text(encoding="utf-8"))
     found += [(f"sample: prefetch {k}", v) for k, v in sample.get("prefetch", {}).items()]
-    found.append(("hostile: base", _hostile_base()))
+    found.append(("hostile: base", valid_qr()))
     found += list(_hostile_qrs())
     return found
 
@@ -87,7 +62,7 @@ def valid_bases() -> list[dict[str, Any]]:
         build_qr({"id": "base-snomed", "style": "snomed", "form": "snomed-only"}),
         build_qr({"id": "base-boolean", "style": "boolean", "form": "none"}),
         build_qr({"id": "base-self", "form": "unknown", "self_describing": ["fever"]}),
-        _hostile_base(),
+        valid_qr(),
     ]
 
 
