@@ -10,6 +10,7 @@ from __future__ import annotations
 import select
 import socket
 import threading
+from collections.abc import Callable
 from types import TracebackType
 
 from testkit.pg import free_port
@@ -83,8 +84,13 @@ class TcpProxy:
                 self._pairs.append((client, server))
             self._spawn(self._relay, client, server)
 
+    def observer(self) -> Callable[[bytes], None] | None:
+        """Called once per relayed connection; what it returns sees the server's bytes."""
+        return None
+
     def _relay(self, client: socket.socket, server: socket.socket) -> None:
         peers = {client: server, server: client}
+        observe = self.observer()
         while self._listening.is_set():
             try:
                 readable, _, _ = select.select(list(peers), [], [], 0.05)
@@ -92,6 +98,8 @@ class TcpProxy:
                     data = sock.recv(65536)
                     if not data:
                         return self._close(client, server)
+                    if observe is not None and sock is server:
+                        observe(data)
                     peers[sock].sendall(data)
             except (OSError, ValueError):
                 return self._close(client, server)

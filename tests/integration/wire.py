@@ -14,16 +14,13 @@ server's first bytes are protocol messages, not the one-byte answer to an SSL re
 
 from __future__ import annotations
 
-import select
-import socket
 import struct
-import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import TracebackType
 
 from sqlalchemy.engine import make_url
 
-from testkit.pg import free_port
+from tests.integration.proxy import TcpProxy
 
 
 @dataclass(frozen=True)
@@ -72,22 +69,24 @@ class _Conversation:
             self.commands, self.failed = [], False
 
 
-class WireCounter:
-    """``with WireCounter(host, port) as wire:`` ... ``wire.url(real_url)``, ``wire.counts()``."""
+class WireCounter(TcpProxy):
+    """``with WireCounter(host, port) as wire:`` ... ``wire.url(real_url)``, ``wire.counts()``.
+
+    The relay is ``TcpProxy``'s; this class reads what the server sends through it.
+    """
 
     def __init__(self, upstream_host: str, upstream_port: int) -> None:
-        self.upstream = (upstream_host, upstream_port)
-        self.port = free_port()
-        self._lock = threading.Lock()
+        super().__init__(upstream_host, upstream_port)
         self._counts = WireCounts()
-        self._running = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._listener: socket.socket | None = None
 
     @classmethod
     def before(cls, url: str) -> WireCounter:
         real = make_url(url)
         return cls(real.host or "127.0.0.1", real.port or 5432)
+
+    def __enter__(self) -> WireCounter:
+        self.restore()
+        return self
 
     def url(self, real_url: str) -> str:
         """``real_url`` through this relay, without SSL or GSS negotiation."""
@@ -108,58 +107,6 @@ class WireCounter:
                 self._counts.round_trips + 1, self._counts.commits + int(committed)
             )
 
-    def __enter__(self) -> WireCounter:
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(16)
-        listener.settimeout(0.05)
-        self._listener = listener
-        self._running.set()
-        self._spawn(self._accept_loop, listener)
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._running.clear()
-        for thread in self._threads:
-            thread.join(timeout=5)
-        if self._listener is not None:
-            self._listener.close()
-
-    def _spawn(self, target: object, *args: object) -> None:
-        thread = threading.Thread(target=target, args=args, daemon=True)  # type: ignore[arg-type]
-        self._threads.append(thread)
-        thread.start()
-
-    def _accept_loop(self, listener: socket.socket) -> None:
-        while self._running.is_set():
-            try:
-                client, _ = listener.accept()
-            except TimeoutError:
-                continue
-            server = socket.create_connection(self.upstream, timeout=5)
-            self._spawn(self._relay, client, server)
-
-    def _relay(self, client: socket.socket, server: socket.socket) -> None:
+    def observer(self) -> Callable[[bytes], None]:
         conversation = _Conversation()
-        peers = {client: server, server: client}
-        try:
-            while self._running.is_set():
-                readable, _, _ = select.select(list(peers), [], [], 0.05)
-                for sock in readable:
-                    data = sock.recv(65536)
-                    if not data:
-                        return
-                    if sock is server:
-                        conversation.feed(data, self)
-                    peers[sock].sendall(data)
-        except (OSError, ValueError):
-            return
-        finally:
-            client.close()
-            server.close()
+        return lambda data: conversation.feed(data, self)
