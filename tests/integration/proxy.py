@@ -13,6 +13,8 @@ import threading
 from collections.abc import Callable
 from types import TracebackType
 
+from sqlalchemy.engine import URL, make_url
+
 from testkit.pg import free_port
 
 
@@ -25,6 +27,20 @@ class TcpProxy:
         self._threads: list[threading.Thread] = []
         self._listener: socket.socket | None = None
         self._listening = threading.Event()
+
+    @classmethod
+    def in_front_of(cls, database_url: str | URL) -> TcpProxy:
+        """A relay to the server ``database_url`` names (not yet listening)."""
+        real = make_url(database_url)
+        return cls(real.host or "127.0.0.1", real.port or 5432)
+
+    def url(self, database_url: str | URL) -> str:
+        """``database_url`` reached through this relay."""
+        return (
+            make_url(database_url)
+            .set(host="127.0.0.1", port=self.port)
+            .render_as_string(hide_password=False)
+        )
 
     def __enter__(self) -> TcpProxy:
         self.restore()

@@ -126,10 +126,8 @@ def test_a_token_is_accepted_once_per_pod_through_an_outage_and_then_once_anywhe
 
     for pod_dir in ("a", "b", "c"):
         (tmp_path / pod_dir).mkdir()
-    with TcpProxy(real.host or "127.0.0.1", real.port or 5432) as proxy:
-        via_proxy = real.set(host="127.0.0.1", port=proxy.port).render_as_string(
-            hide_password=False
-        )
+    with TcpProxy.in_front_of(real) as proxy:
+        via_proxy = proxy.url(real)
         pod = start_server(tmp_path / "a", {**auth, "DATABASE_URL": via_proxy}, workers=2)
         strict = start_server(
             tmp_path / "c",

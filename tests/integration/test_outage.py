@@ -67,19 +67,14 @@ def fresh_database(make_database: DatabaseFactory) -> str:
 
 @pytest.fixture
 def proxy(fresh_database: str) -> Iterator[TcpProxy]:
-    real = make_url(fresh_database)
-    with TcpProxy(real.host or "127.0.0.1", real.port or 5432) as relay:
+    with TcpProxy.in_front_of(fresh_database) as relay:
         yield relay
 
 
 def test_n_calls_leave_n_rows_through_an_outage(
     fresh_database: str, proxy: TcpProxy, tmp_path: Path
 ) -> None:
-    via_proxy = (
-        make_url(fresh_database)
-        .set(host="127.0.0.1", port=proxy.port)
-        .render_as_string(hide_password=False)
-    )
+    via_proxy = proxy.url(fresh_database)
     failed_operations: list[str] = []
     trail = trail_on(
         make_engine(via_proxy, connect_timeout=1),

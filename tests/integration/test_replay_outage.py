@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from service.audit.deadletter import read_dead_letters
 from service.audit.factory import create_audit_trail
@@ -44,15 +43,8 @@ def url(make_database: DatabaseFactory) -> str:
 
 @pytest.fixture
 def proxy(url: str) -> Iterator[TcpProxy]:
-    real = make_url(url)
-    with TcpProxy(real.host or "127.0.0.1", real.port or 5432) as relay:
+    with TcpProxy.in_front_of(url) as relay:
         yield relay
-
-
-def via(proxy: TcpProxy, url: str) -> str:
-    return (
-        make_url(url).set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-    )
 
 
 def worker(url: str, spool_dir: Path, **settings: object) -> SpoolingAuditTrail:
@@ -65,7 +57,7 @@ def test_no_jti_is_accepted_twice_in_a_pod_and_every_one_reaches_postgres(
     url: str, proxy: TcpProxy, tmp_path: Path
 ) -> None:
     pod = tmp_path / "pod-a"
-    first, second = worker(via(proxy, url), pod), worker(via(proxy, url), pod)
+    first, second = worker(proxy.url(url), pod), worker(proxy.url(url), pod)
     other_pod = worker(url, tmp_path / "pod-b")
     expires = records.in_minutes(5)
     try:
@@ -96,7 +88,7 @@ def test_no_jti_is_accepted_twice_in_a_pod_and_every_one_reaches_postgres(
 def test_fail_closed_refuses_while_postgres_cannot_be_asked(
     url: str, proxy: TcpProxy, tmp_path: Path
 ) -> None:
-    trail = worker(via(proxy, url), tmp_path / "pod", replay_fail_closed=True)
+    trail = worker(proxy.url(url), tmp_path / "pod", replay_fail_closed=True)
     expires = records.in_minutes(5)
     try:
         proxy.cut()
@@ -139,7 +131,7 @@ def test_a_claim_settled_with_its_record_during_an_outage_is_pending_then_reache
     url: str, proxy: TcpProxy, tmp_path: Path
 ) -> None:
     pod = tmp_path / "pod-a"
-    first, second = worker(via(proxy, url), pod), worker(via(proxy, url), pod)
+    first, second = worker(proxy.url(url), pod), worker(proxy.url(url), pod)
     other_pod = worker(url, tmp_path / "pod-b")
     expires = records.in_minutes(5)
     try:
@@ -181,7 +173,7 @@ def test_a_claim_settled_with_its_record_during_an_outage_is_pending_then_reache
 def test_fail_closed_refuses_a_claim_it_cannot_settle_and_records_nothing_of_it(
     url: str, proxy: TcpProxy, tmp_path: Path
 ) -> None:
-    trail = worker(via(proxy, url), tmp_path / "pod", replay_fail_closed=True)
+    trail = worker(proxy.url(url), tmp_path / "pod", replay_fail_closed=True)
     expires = records.in_minutes(5)
     try:
         trail.record_invocation(records.invocation())  # a pooled connection to cut

@@ -80,7 +80,7 @@ def url(make_database: DatabaseFactory) -> str:
 
 @pytest.fixture
 def wire(url: str) -> Iterator[WireCounter]:
-    with WireCounter.before(url) as counter:
+    with WireCounter.in_front_of(url) as counter:
         yield counter
 
 

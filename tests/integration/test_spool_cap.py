@@ -31,11 +31,9 @@ def test_records_past_the_cap_are_dropped_counted_and_said_once(
     written = [records.invocation(cards=1) for _ in range(10)]
     line = max(len(SpoolEntry(r).to_line()) for r in written)
     dropped: list[str] = []
-    with TcpProxy(url.host or "127.0.0.1", url.port or 5432) as proxy:
+    with TcpProxy.in_front_of(url) as proxy:
         settings = Settings(
-            database_url=url.set(host="127.0.0.1", port=proxy.port).render_as_string(
-                hide_password=False
-            ),
+            database_url=proxy.url(url),
             spool_dir=tmp_path / "spool",
             spool_max_bytes=3 * line,
             db_connect_timeout=1,

@@ -18,7 +18,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from tests.integration.proxy import TcpProxy
 
@@ -79,23 +79,15 @@ class WireCounter(TcpProxy):
         super().__init__(upstream_host, upstream_port)
         self._counts = WireCounts()
 
-    @classmethod
-    def before(cls, url: str) -> WireCounter:
-        real = make_url(url)
-        return cls(real.host or "127.0.0.1", real.port or 5432)
-
     def __enter__(self) -> WireCounter:
         self.restore()
         return self
 
-    def url(self, real_url: str) -> str:
-        """``real_url`` through this relay, without SSL or GSS negotiation."""
-        return (
-            make_url(real_url)
-            .set(host="127.0.0.1", port=self.port)
-            .update_query_dict({"sslmode": "disable", "gssencmode": "disable"})
-            .render_as_string(hide_password=False)
-        )
+    def url(self, database_url: str | URL) -> str:
+        """``database_url`` through this relay, without SSL or GSS negotiation."""
+        plain = make_url(super().url(database_url))
+        no_tls = plain.update_query_dict({"sslmode": "disable", "gssencmode": "disable"})
+        return no_tls.render_as_string(hide_password=False)
 
     def counts(self) -> WireCounts:
         with self._lock:
