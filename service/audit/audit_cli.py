@@ -6,11 +6,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import click
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine, make_url
 
 from service.audit.codec import json_default
 from service.audit.db import make_engine
@@ -29,6 +31,20 @@ def existing_database_url() -> str:
     if parsed.get_backend_name() == "sqlite" and on_disk and not Path(path).exists():
         raise click.ClickException(f"no audit database at {path} (DATABASE_URL); nothing to read")
     return url
+
+
+@contextmanager
+def _audit_database(settings: Settings) -> Iterator[Engine]:
+    """An engine on the audit database a read-only command reads (never created here)."""
+    engine = make_engine(existing_database_url(), connect_timeout=settings.db_connect_timeout)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def _echo_json(payload: object) -> None:
+    click.echo(json.dumps(payload, default=json_default, indent=2, ensure_ascii=False))
 
 
 def _instant(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
@@ -76,16 +92,12 @@ def audit_show(
         limit=limit,
     )
     settings = Settings.from_env()
-    engine = make_engine(existing_database_url(), connect_timeout=settings.db_connect_timeout)
     everyone = patient is None and service is None and indicator is None
-    try:
+    with _audit_database(settings) as engine:
         entries = find_invocations(engine, query)
         refusals = find_refusals(engine, since, until) if everyone and output == "table" else []
-    finally:
-        engine.dispose()
     if output == "json":
-        payload = [entry.to_json() for entry in entries]
-        click.echo(json.dumps(payload, default=json_default, indent=2, ensure_ascii=False))
+        _echo_json([entry.to_json() for entry in entries])
         return
     if not entries:
         click.echo("no matching invocations")
@@ -113,16 +125,12 @@ def audit_show(
     "--format", "output", type=click.Choice(["table", "json"]), default="table", show_default=True
 )
 def audit_refusals(since: datetime | None, until: datetime | None, output: str) -> None:
-    """Calls refused before authentication (401s), counted per client, most first."""
-    settings = Settings.from_env()
-    engine = make_engine(existing_database_url(), connect_timeout=settings.db_connect_timeout)
-    try:
+    """Calls refused before anyone was trusted (401; the portal's 403 and 429), counted per
+    client, most first."""
+    with _audit_database(Settings.from_env()) as engine:
         refusals = find_refusals(engine, since, until)
-    finally:
-        engine.dispose()
     if output == "json":
-        payload = [refusal.to_json() for refusal in refusals]
-        click.echo(json.dumps(payload, default=json_default, indent=2, ensure_ascii=False))
+        _echo_json([refusal.to_json() for refusal in refusals])
         return
     if not refusals:
         click.echo("no refused calls")
@@ -142,8 +150,7 @@ def audit_dead_letters(output: str) -> None:
     spool_dir = Settings.from_env().spool_dir
     letters = read_dead_letters(spool_dir)
     if output == "json":
-        payload = [letter.to_json() for letter in letters]
-        click.echo(json.dumps(payload, default=json_default, indent=2, ensure_ascii=False))
+        _echo_json([letter.to_json() for letter in letters])
         return
     if not letters:
         click.echo(f"no dead letters in {spool_dir}")
