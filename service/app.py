@@ -103,7 +103,8 @@ def create_app(
     claims = settling_trail(settings, audit, replay)
     if claims is not None:
         fhir = security.SettledBeforeFetch(fhir, claims.replay)
-    handler = HookHandler(screener, fhir, security.fhir_server_policy(settings))
+    issuers = security.trusted_issuers(settings)  # read once: the gate and the guard use it
+    handler = HookHandler(screener, fhir, security.fhir_server_policy(settings, issuers))
     feedback = FeedbackDesk(audit, clock=clock, new_id=new_id)
     app.extensions[EXTENSION_KEY] = Runtime(settings, handler, feedback, audit)
 
@@ -113,7 +114,7 @@ def create_app(
         )
     register_error_handlers(app)
     gate = security.authentication_gate(
-        settings, replay, claims.replay if claims is not None else None
+        settings, replay, claims.replay if claims is not None else None, issuers
     )
     lifecycle.install(
         app,

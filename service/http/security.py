@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,7 +27,7 @@ from flask_cors import CORS
 
 from service.audit.records import AuditUnavailable, DeferredReplayStore, JtiClaim
 from service.auth.fhir_servers import FhirServerPolicy
-from service.auth.issuers import load_trusted_issuers, publicly_keyed
+from service.auth.issuers import TrustedIssuer, load_trusted_issuers, publicly_keyed
 from service.auth.verifier import ReplayStore, TokenRejected, TokenVerifier, VerifiedClient
 from service.cds.locate import FhirSource
 from service.config import ConfigError, Settings
@@ -73,8 +73,19 @@ def _issuers_file(settings: Settings) -> Path:
     return settings.trusted_issuers_file
 
 
-def build_verifier(settings: Settings, replay_store: ReplayStore) -> TokenVerifier:
-    issuers = load_trusted_issuers(_issuers_file(settings))
+def trusted_issuers(settings: Settings) -> dict[str, TrustedIssuer] | None:
+    """The ``CDS_TRUSTED_ISSUERS`` allow-list, read once (None while CDS_AUTH is off)."""
+    return load_trusted_issuers(_issuers_file(settings)) if settings.auth_enabled else None
+
+
+def build_verifier(
+    settings: Settings,
+    replay_store: ReplayStore,
+    issuers: Mapping[str, TrustedIssuer] | None = None,
+) -> TokenVerifier:
+    """``issuers``: the allow-list already read (by ``trusted_issuers``), else read now."""
+    if issuers is None:
+        issuers = load_trusted_issuers(_issuers_file(settings))
     log.info("trusting %d CDS client issuer(s): %s", len(issuers), ", ".join(sorted(issuers)))
     for iss, why in publicly_keyed(issuers).items():
         log.warning(
@@ -236,11 +247,16 @@ def install_cors(app: Flask, origins: Iterable[str]) -> None:
     CORS(app, resources={path: options for path in CORS_PATHS})
 
 
-def fhir_server_policy(settings: Settings) -> FhirServerPolicy:
+def fhir_server_policy(
+    settings: Settings, issuers: Mapping[str, TrustedIssuer] | None = None
+) -> FhirServerPolicy:
     """Which fhirServer may be called for whom: the issuers' ``fhirServers`` with auth on,
-    ``FHIR_SERVERS_ALLOWED`` (default: loopback) with auth off."""
+    ``FHIR_SERVERS_ALLOWED`` (default: loopback) with auth off. ``issuers``: the
+    allow-list already read, else it is read now."""
     if settings.auth_enabled:
-        return FhirServerPolicy.for_issuers(load_trusted_issuers(_issuers_file(settings)))
+        if issuers is None:
+            issuers = load_trusted_issuers(_issuers_file(settings))
+        return FhirServerPolicy.for_issuers(issuers)
     try:
         return FhirServerPolicy.without_auth(settings.fhir_servers_allowed)
     except ValueError as exc:
@@ -257,6 +273,7 @@ def authentication_gate(
     settings: Settings,
     replay_store: ReplayStore | None,
     deferred: DeferredReplayStore | None = None,
+    issuers: Mapping[str, TrustedIssuer] | None = None,
 ) -> Callable[[RequestTrace], None] | None:
     """The request gate checking client JWTs on /cds-services (None while CDS_AUTH is off).
 
@@ -267,7 +284,7 @@ def authentication_gate(
         return None
     if replay_store is None:
         raise ConfigError("CDS_AUTH is on: client authentication needs a jti replay store")
-    verifier = build_verifier(settings, replay_store)
+    verifier = build_verifier(settings, replay_store, issuers)
 
     def require_client_jwt(trace: RequestTrace) -> None:
         if needs_authentication(trace.method, trace.path):
