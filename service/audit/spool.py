@@ -141,12 +141,12 @@ class Spool:
             self._append_locked(line, entry)
 
     def append_if_pending(self, entry: SpoolEntry) -> bool:
-        """Append only if the spool already holds records (keeps arrival order)."""
-        line = entry.to_line()
+        """Append only if the spool already holds records (keeps arrival order). The line
+        is built only then: with the database up, the spool is empty on every call."""
         with self._lock:
             if not self._depth_locked():
                 return False
-            self._append_locked(line, entry)
+            self._append_locked(entry.to_line(), entry)
             return True
 
     def _append_locked(self, line: bytes, entry: SpoolEntry) -> None:

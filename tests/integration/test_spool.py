@@ -89,6 +89,31 @@ def test_records_appended_during_a_drain_wait_for_the_next(tmp_path: Path) -> No
     assert spool.path.exists()  # not empty: kept for the next process
 
 
+def test_an_empty_spool_builds_no_line_for_a_record_it_does_not_take(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the database up the spool is empty on every call: the record goes to the
+    database, and encoding it as a spool line first was work thrown away on each call."""
+    spool = Spool(tmp_path)
+    built: list[SpoolEntry] = []
+    to_line = SpoolEntry.to_line
+
+    def counting(entry: SpoolEntry) -> bytes:
+        built.append(entry)
+        return to_line(entry)
+
+    monkeypatch.setattr(SpoolEntry, "to_line", counting)
+    assert spool.append_if_pending(SpoolEntry(records.invocation())) is False
+    assert built == []
+    held = SpoolEntry(records.invocation())
+    spool.append(held)
+    queued = SpoolEntry(records.invocation())
+    assert spool.append_if_pending(queued) is True  # behind a held record: keeps the order
+    assert built == [held, queued]
+    assert spool.depth() == 2
+    spool.close()
+
+
 def test_feedback_fingerprint_is_the_one_earlier_releases_stored() -> None:
     """Feedback records lost their ``extra`` field; an identical repeat must still match."""
     record = FeedbackRecord(
