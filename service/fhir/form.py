@@ -83,22 +83,25 @@ class FormIndex:
     def enabled_link_ids(self, values: Mapping[str, list[Any]]) -> dict[str, bool]:
         """linkId -> enabled, given the answers by linkId (``values``)."""
         enabled: dict[str, bool] = {}
-
-        def is_enabled(link_id: str) -> bool:
-            if link_id in enabled:
-                return enabled[link_id]
-            enabled[link_id] = True  # cycle guard
-            item = self.items[link_id]
-            result = item.parent is None or is_enabled(item.parent)
-            if result and item.enable_when:
-                checks = (_holds(c, values) for c in item.enable_when)
-                result = any(checks) if item.enable_behavior == "any" else all(checks)
-            enabled[link_id] = result
-            return result
-
         for link_id in self.items:
-            is_enabled(link_id)
+            self._is_enabled(link_id, values, enabled)
         return enabled
+
+    def _is_enabled(
+        self, link_id: str, values: Mapping[str, list[Any]], enabled: dict[str, bool]
+    ) -> bool:
+        """A method, not a closure: a closure that calls itself is a reference cycle, left
+        for the garbage collector on every call."""
+        if link_id in enabled:
+            return enabled[link_id]
+        enabled[link_id] = True  # cycle guard
+        item = self.items[link_id]
+        result = item.parent is None or self._is_enabled(item.parent, values, enabled)
+        if result and item.enable_when:
+            checks = (_holds(c, values) for c in item.enable_when)
+            result = any(checks) if item.enable_behavior == "any" else all(checks)
+        enabled[link_id] = result
+        return result
 
 
 def _enable_when_value(ew: Any) -> Any:
