@@ -1,28 +1,24 @@
 """The screen: QuestionnaireResponse JSON in, findings and cards out; no HTTP, no SQL.
 
 QR JSON -> parse (fhir.resources R4B) -> resolve its Questionnaire -> facts ->
-pure engine. A ``Screener`` owns its caches: validated QRs by content hash (an
-EHR re-sends the same intake each time the chart opens, and validation is most
-of a screen's cost) and the form indexes of Questionnaires that are not bundled.
+pure engine. A ``Screener`` owns its compiled validation; the bundled forms' indexes
+are built once, with the knowledge. Validated QRs are not kept: every
+kept model lengthened every garbage collection of the worker (pauses of 35-80 ms
+with 256 kept, bench/README.md) to save the ~0.1 ms its validation costs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from service import fhir
 from service.engine import CLINICIAN, Evaluation, evaluate
 from service.fhir import conformance
 from service.knowledge import Knowledge
-
-K = TypeVar("K")
-V = TypeVar("V")
 
 
 @dataclass(frozen=True)
@@ -56,29 +52,6 @@ def canonical_sha256(resource: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-class BoundedCache(Generic[K, V]):
-    """A thread-safe LRU map of at most ``size`` entries (``size`` 0 keeps nothing)."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._items: OrderedDict[K, V] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: K) -> V | None:
-        with self._lock:
-            found = self._items.get(key)
-            if found is not None:
-                self._items.move_to_end(key)
-            return found
-
-    def put(self, key: K, value: V) -> None:
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
-
-
 class Screener:
     """Screens QRs against one loaded ``Knowledge``; safe to share between threads."""
 
@@ -87,7 +60,6 @@ class Screener:
         knowledge: Knowledge,
         *,
         max_items: int = 2000,
-        cache_size: int = 256,
         fast_validation: bool = True,
         public_url: str = "",
     ) -> None:
@@ -97,10 +69,6 @@ class Screener:
         self.public_url = public_url
         #: QR validation: the fast path, compiled once here rather than on a first call
         self.parser = fhir.ResponseParser(fast=fast_validation)
-        #: validated QR models by content hash; only valid models, never mutated
-        self.parsed: BoundedCache[str, fhir.QuestionnaireResponse] = BoundedCache(cache_size)
-        #: form indexes of contained or fetched Questionnaires, by model identity
-        self._forms: BoundedCache[int, tuple[fhir.Questionnaire, fhir.FormIndex]] = BoundedCache(64)
 
     def screen(
         self,
@@ -122,10 +90,7 @@ class Screener:
         """
         fhir.count_items(qr, self.max_items)
         sha256 = canonical_sha256(qr)
-        parsed = self.parsed.get(sha256)
-        if parsed is None:
-            parsed = self.parser.parse(qr)
-            self.parsed.put(sha256, parsed)
+        parsed = self.parser.parse(qr)
         library = self.knowledge.library
         questionnaire, resolution = fhir.resolve_questionnaire(parsed, library, fetch_questionnaire)
         form = self._index(questionnaire) if questionnaire is not None else None
@@ -159,15 +124,11 @@ class Screener:
         )
 
     def _index(self, questionnaire: fhir.Questionnaire) -> fhir.FormIndex:
+        """The bundled form's prebuilt index, else one built for this call's form."""
         bundled = self.knowledge.library.index_of(questionnaire)
         if bundled is not None:
             return bundled
-        cached = self._forms.get(id(questionnaire))
-        if cached is not None and cached[0] is questionnaire:
-            return cached[1]
-        index = fhir.FormIndex.build(questionnaire, self.knowledge.vocabulary)
-        self._forms.put(id(questionnaire), (questionnaire, index))
-        return index
+        return fhir.FormIndex.build(questionnaire, self.knowledge.vocabulary)
 
 
 def screen(
@@ -186,7 +147,6 @@ def screen(
     screener = Screener(
         knowledge,
         max_items=max_items,
-        cache_size=0,
         public_url=public_url,
         fast_validation=False,
     )

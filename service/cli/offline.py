@@ -61,9 +61,7 @@ def evaluate_request(settings: Settings, raw: Mapping[str, Any]) -> tuple[HookRe
     from service.http.schemas import HookRequestSchema
 
     knowledge = load_knowledge(settings)
-    screener = Screener(
-        knowledge, max_items=settings.max_qr_items, cache_size=0, public_url=settings.public_url
-    )
+    screener = Screener(knowledge, max_items=settings.max_qr_items, public_url=settings.public_url)
     fhir = FhirClient(timeout=settings.fhir_timeout, max_bytes=settings.fhir_max_response_bytes)
     # offline: no client token, so the auth-off list applies (loopback by default)
     handler = HookHandler(
