@@ -268,13 +268,15 @@ def check(
         form_items = form.nodes  # built once per form
     else:
         form_items = {item.linkId: item for item, _ in walk_items(questionnaire.item)}
+    required = strict and completed  # the answers by linkId are needed only then
     answered: dict[str, list[Any]] = {}
     for found in _located(qr.item, "QuestionnaireResponse"):
-        answers = list(found.item.answer or [])
-        if answers:
-            answered.setdefault(found.item.linkId, []).extend(comparable(a) for a in answers)
+        if required and found.item.answer:
+            answered.setdefault(found.item.linkId, []).extend(
+                comparable(a) for a in found.item.answer
+            )
         issues.extend(_item_issues(found, form_items.get(found.item.linkId), strict))
-    if strict and completed:
+    if required:
         issues.extend(_required_issues(form_items, answered, form))
     return issues
 
