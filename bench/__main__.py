@@ -144,6 +144,13 @@ def main(argv: list[str] | None = None) -> int:
             results["costs"]["whole hook call in process, wall (DB commits included)"] = (
                 results["profile"]["wall_ms_per_call"] * 1000
             )
+            collected = results["profile"]["gc"]
+            results["costs"]["garbage collection per call, in process (mean)"] = (
+                collected["ms_per_call"] * 1000
+            )
+            results["costs"][
+                f"longest garbage-collection pause over {collected['calls']} calls, in process"
+            ] = collected["longest_ms"] * 1000
         finally:
             databases.drop_all()
         if not args.skip_audit:

@@ -8,12 +8,14 @@ well, so ``calls`` calls are profiled together (the tree's times are per call / 
 
 from __future__ import annotations
 
+import gc
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 from bench.auth import BenchClient
+from bench.gc_pauses import watched
 from bench.workload import SERVICE_ID, Workload
 from service.config import Settings
 
@@ -56,11 +58,14 @@ def profile(
 
     for i in range(2 * calls, total):  # warm up: first-request work is not the steady state
         call(i)
-    start, cpu_start = time.perf_counter(), time.process_time()
-    for i in range(calls, 2 * calls):  # timed without the profiler
-        call(i)
-    wall_ms = (time.perf_counter() - start) / calls * 1000
-    cpu_ms = (time.process_time() - cpu_start) / calls * 1000
+    gc.freeze()  # as deploy/gunicorn.conf.py does once the worker has loaded the app
+    with watched() as pauses:
+        start, cpu_start = time.perf_counter(), time.process_time()
+        for i in range(calls, 2 * calls):  # timed without the profiler
+            call(i)
+        wall_ms = (time.perf_counter() - start) / calls * 1000
+        cpu_ms = (time.process_time() - cpu_start) / calls * 1000
+    gc.unfreeze()
     profiler = Profiler(interval=0.001)
     profiler.start()
     for i in range(calls):
@@ -81,6 +86,7 @@ def profile(
         "calls": calls,
         "wall_ms_per_call": wall_ms,
         "cpu_ms_per_call": cpu_ms,
+        "gc": pauses.summary(calls),
         "html": str(html.relative_to(out_dir.parent.parent)),
         "text": str(text.relative_to(out_dir.parent.parent)),
     }

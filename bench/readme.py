@@ -58,6 +58,10 @@ def after_values(results: Mapping[str, Any]) -> dict[str, str]:
         ("call_cpu_us", "whole hook call in process, CPU (test client, no profiler)"),
     ):
         values[name] = _fmt(costs.get(key), 0, " us")
+    collected = (results.get("profile") or {}).get("gc") or {}
+    per_call = collected.get("ms_per_call")
+    values["gc_per_call_us"] = _fmt(None if per_call is None else per_call * 1000, 0, " us")
+    values["gc_longest_ms"] = _fmt(collected.get("longest_ms"), 1, " ms")
     levels = (results.get("audit") or {}).get("levels") or [{}]
     for name, key in (("db_before_ms", "jti_then_record_ms"), ("db_after_ms", "jti_and_record_ms")):
         values[name] = _fmt(levels[0].get(key, {}).get("p50"), 2, " ms")

@@ -155,3 +155,18 @@ def test_every_after_value_has_a_cell_in_the_readme() -> None:
     text = (Path(__file__).resolve().parents[2] / "bench" / "README.md").read_text()
     cells = set(re.findall(r"<!-- after:([a-z0-9_]+) -->", text))
     assert cells == set(values)
+
+
+def test_gc_pauses_count_the_collections_of_the_block() -> None:
+    import gc
+
+    from bench.gc_pauses import watched
+
+    with watched() as pauses:
+        gc.collect()
+        gc.collect(0)
+    gc.collect()  # after the block: not counted
+    summary = pauses.summary(calls=2)
+    assert summary["collections"] == [1, 0, 1]
+    assert summary["longest_ms"] > 0
+    assert summary["ms_per_call"] == pytest.approx(pauses.total_s / 2 * 1000)
