@@ -186,6 +186,18 @@ def check(condition: Condition, facts: Facts) -> Outcome:
     return _merge(outcomes)
 
 
+def holds(condition: Condition, facts: Facts) -> bool:
+    """``check(condition, facts).holds``, without gathering evidence: stops at the first
+    child that decides (most rules do not fire; ``check`` runs only for those that do)."""
+    if isinstance(condition, Predicate):
+        return _IMPLEMENTATIONS[condition.op](condition, facts).holds
+    if isinstance(condition, Not):
+        return not holds(condition.child, facts)
+    if isinstance(condition, All):
+        return all(holds(child, facts) for child in condition.children)
+    return any(holds(child, facts) for child in condition.children)
+
+
 def _merge(outcomes: list[Outcome]) -> Outcome:
     evidence: dict[tuple[str, str], Answer] = {}
     missing: dict[str, None] = {}

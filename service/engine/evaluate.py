@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from service.engine.conditions import check
+from service.engine.conditions import check, holds
 from service.engine.model import (
     INDICATOR_RANK,
     URGENCY_RANK,
@@ -68,10 +68,8 @@ def decide(ruleset: RuleSet, facts: Facts) -> Decision:
 def _fire(ruleset: RuleSet, facts: Facts, *, self_care: bool) -> list[tuple[Rule, Outcome]]:
     fired = []
     for rule in ruleset.rules:
-        if rule.self_care == self_care:
-            outcome = check(rule.condition, facts)
-            if outcome.holds:
-                fired.append((rule, outcome))
+        if rule.self_care == self_care and holds(rule.condition, facts):
+            fired.append((rule, check(rule.condition, facts)))
     return fired
 
 
