@@ -14,6 +14,7 @@ contains the token.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -65,11 +66,18 @@ class VerifiedClient:
     expires_at: datetime
 
 
-def _header(token: str) -> tuple[str, str, str | None]:
+_UNVERIFIED = jwt.PyJWS()
+
+
+def _unverified(token: str) -> tuple[str, str, str | None, dict[str, Any]]:
+    """The header's alg, kid and jku, and the claims as sent: one read of the token
+    (PyJWS, without the signature), to find the issuer and its key and to explain a
+    refusal. The signature and the claims are checked afterwards by ``jwt.decode``."""
     try:
-        header = jwt.get_unverified_header(token)
+        parts = _UNVERIFIED.decode_complete(token, options={"verify_signature": False})
     except jwt.PyJWTError as exc:
-        raise TokenRejected(f"malformed JWT header ({type(exc).__name__})") from exc
+        raise TokenRejected(f"malformed JWT ({type(exc).__name__})") from exc
+    header = parts["header"]
     alg, kid, jku = header.get("alg"), header.get("kid"), header.get("jku")
     if alg not in ALLOWED_ALGORITHMS:
         raise TokenRejected(f"alg {str(alg)[:20]!r} is not allowed")
@@ -77,19 +85,16 @@ def _header(token: str) -> tuple[str, str, str | None]:
         raise TokenRejected("kid missing")
     if jku is not None and not isinstance(jku, str):
         raise TokenRejected("jku is not a string")
-    return alg, kid, jku
-
-
-def _unverified_claims(token: str) -> dict[str, Any]:
-    """The claims as sent, read only to find the issuer and to explain a refusal."""
     try:
-        claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError as exc:
+        claims = json.loads(parts["payload"])
+    except (ValueError, RecursionError) as exc:
         raise TokenRejected(f"malformed JWT payload ({type(exc).__name__})") from exc
+    if not isinstance(claims, dict):
+        raise TokenRejected("malformed JWT payload (not a JSON object)")
     iss = claims.get("iss")
     if not isinstance(iss, str) or not iss:
         raise TokenRejected("iss missing")
-    return claims
+    return alg, kid, jku, claims
 
 
 def _shown(value: Any, limit: int = 200) -> str:
@@ -152,8 +157,7 @@ class TokenVerifier:
         """Every check but the replay one (the caller settles the ``jti`` itself)."""
         if len(token) > MAX_TOKEN_CHARS:
             raise TokenRejected(f"token longer than {MAX_TOKEN_CHARS} characters")
-        alg, kid, jku = _header(token)
-        unverified = _unverified_claims(token)
+        alg, kid, jku, unverified = _unverified(token)
         iss: str = unverified["iss"]
         issuer = self._issuers.get(iss)
         if issuer is None:

@@ -54,7 +54,7 @@ def test_a_replayed_jti_is_refused() -> None:
         check.verify(token, AUD)
 
 
-def _b64(data: dict[str, Any]) -> str:
+def _b64(data: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
 
@@ -68,7 +68,11 @@ def _tampered() -> str:
 
 
 REJECTED = {
-    "garbage": (lambda: "not-a-jwt", "malformed JWT header"),
+    "garbage": (lambda: "not-a-jwt", "malformed JWT (DecodeError)"),
+    "payload not an object": (
+        lambda: f"{_b64({'alg': 'ES384', 'kid': 'ec-1'})}.{_b64([EHR])}.c2ln",
+        "malformed JWT payload",
+    ),
     "alg none": (
         lambda: _unsigned({"alg": "none", "kid": "ec-1"}, claims(EHR, AUD)),
         "alg 'none' is not allowed",
