@@ -13,6 +13,8 @@ from typing import Any
 
 
 def _field(node: Any, name: str) -> Any:
+    if type(node) is dict:  # JSON: the common case first, no abstract-class check
+        return node.get(name)
     if isinstance(node, Mapping):
         return node.get(name)
     fields = getattr(node, "__dict__", None)  # a model's fields, without __getattr__'s miss
@@ -36,6 +38,8 @@ def _children(node: Any) -> list[Any]:
 
 
 def _is_item(node: Any) -> bool:
+    if type(node) is dict:
+        return True
     return isinstance(node, Mapping) or (node is not None and hasattr(node, "linkId"))
 
 
