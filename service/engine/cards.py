@@ -224,6 +224,8 @@ def _suggestion(
 
 def _with_subject(value: Any, subject: str | None) -> Any:
     """Deep copy; "{subject}" becomes the QR subject, or the field holding it is dropped."""
+    if type(value) is str:  # most leaves: no abstract-class checks for them
+        return subject if value == "{subject}" else value
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for key, item in value.items():
