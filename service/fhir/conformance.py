@@ -24,7 +24,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from fhir.resources.R4B.questionnaire import Questionnaire
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
@@ -89,8 +89,9 @@ class NonConformant(InvalidResource):
         self.issues = tuple(issues)
 
 
-@dataclass(frozen=True)
-class _Located:
+class _Located(NamedTuple):
+    """A QR item and its path (a tuple: one is made per item of every call)."""
+
     item: Any
     path: str
 
@@ -222,6 +223,8 @@ def _item_issues(found: _Located, form_item: Any | None, strict: bool) -> Iterat
             f"{_label(form_item)} takes one answer, got {len(answers)}",
             item.linkId,
         )
+    if not strict and not form_item.extension and form_item.maxLength is None:
+        return  # no bounds, no length limit: nothing else to check on its answers
     for index, answer in enumerate(answers):
         name = _value_field(answer)
         if name is None:
