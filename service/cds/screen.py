@@ -2,9 +2,9 @@
 
 QR JSON -> parse (fhir.resources R4B) -> resolve its Questionnaire -> facts ->
 pure engine. A ``Screener`` owns its compiled validation; the bundled forms' indexes
-are built once, with the knowledge. Validated QRs are not kept: every
-kept model lengthened every garbage collection of the worker (pauses of 35-80 ms
-with 256 kept, bench/README.md) to save the ~0.1 ms its validation costs.
+are built once, with the knowledge. Validated QRs are not kept: each kept model
+lengthened every garbage collection of the worker (pauses of tens of milliseconds
+with 256 kept, bench/README.md change 9), to save the ~0.1 ms its validation costs.
 """
 
 from __future__ import annotations
