@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import json
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -318,6 +319,17 @@ def _texts(raw: Any) -> dict[str, list[str]]:
     if isinstance(raw, list):
         return {FREE_TEXT_LINK: [str(t) for t in raw]}
     return {str(k): [str(v)] for k, v in dict(raw).items()}
+
+
+def critical_card_call() -> dict[str, Any]:
+    """A fresh intake hook call (new QR id and hookInstance) answered with a critical card."""
+    qr = build_qr({"id": f"qr-{uuid.uuid4()}", "answers": {"saddle-anaesthesia": "yes"}})
+    qr["status"] = "completed"
+    return {
+        "hook": "questionnaire-inprogress",
+        "hookInstance": str(uuid.uuid4()),
+        "context": {"questionnaireResponse": qr},
+    }
 
 
 def hook_request(case: Case, hook_instance: str) -> dict[str, Any]:

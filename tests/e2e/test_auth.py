@@ -19,7 +19,7 @@ import pytest
 import requests
 from sqlalchemy import text
 
-from testkit.casekit import build_qr
+from testkit.casekit import build_qr, critical_card_call
 from testkit.server import ServerProcess, free_port
 from testkit.signing import ClientKey, claims, jwks
 from tests.e2e.audit_db import audit_engine, wait_for_invocations
@@ -194,17 +194,6 @@ def test_a_replayed_jti_is_refused_across_processes(env: Env, database_url: str)
     assert_unauthorized(call(env.first, DISCOVERY, other))
 
 
-def card_call() -> dict[str, Any]:
-    """An intake call answered with a critical card."""
-    qr = build_qr({"id": f"qr-{uuid.uuid4()}", "answers": {"saddle-anaesthesia": "yes"}})
-    qr["status"] = "completed"
-    return {
-        "hook": "questionnaire-inprogress",
-        "hookInstance": str(uuid.uuid4()),
-        "context": {"questionnaireResponse": qr},
-    }
-
-
 def test_a_hook_call_replayed_on_another_pod_gets_401_no_card_and_only_a_refusal_count(
     env: Env, database_url: str
 ) -> None:
@@ -213,7 +202,7 @@ def test_a_hook_call_replayed_on_another_pod_gets_401_no_card_and_only_a_refusal
     audit statement, and still no card leaves, no invocation row is written."""
     since = datetime.now(UTC)
     token = ehr_token(INTAKE)
-    original, replay = card_call(), card_call()
+    original, replay = critical_card_call(), critical_card_call()
     accepted = call(env.first, INTAKE, token, original)
     assert accepted.status_code == 200, accepted.text
     assert accepted.json()["cards"]
@@ -222,7 +211,7 @@ def test_a_hook_call_replayed_on_another_pod_gets_401_no_card_and_only_a_refusal
     assert "cards" not in refused.text
     assert wait_for_log(env.second, "found with the audit write")
     # and within the first pod its ledger refuses it at the gate
-    assert_unauthorized(call(env.first, INTAKE, token, card_call()))
+    assert_unauthorized(call(env.first, INTAKE, token, critical_card_call()))
     with audit_engine(database_url) as engine:
         [row] = wait_for_invocations(engine, "hook_instance = :i", 1, i=original["hookInstance"])
         assert (row["http_status"], row["client_iss"]) == (200, EHR)

@@ -26,7 +26,7 @@ from service.audit.spooling import SpoolingAuditTrail
 from service.cds.locate import FhirSource
 from service.config import Settings
 from service.knowledge import Knowledge
-from testkit.casekit import build_qr
+from testkit.casekit import build_qr, critical_card_call
 from testkit.pg import DatabaseFactory
 from testkit.signing import ClientKey, claims, jwks
 from tests.hookdata import fhir_authorization
@@ -51,17 +51,6 @@ class Pod:
     @property
     def client(self) -> FlaskClient:
         return self.app.test_client()
-
-
-def card_call() -> dict[str, Any]:
-    """An intake call that returns a critical card."""
-    qr = build_qr({"id": f"qr-{uuid.uuid4()}", "answers": {"saddle-anaesthesia": "yes"}})
-    qr["status"] = "completed"
-    return {
-        "hook": "questionnaire-inprogress",
-        "hookInstance": str(uuid.uuid4()),
-        "context": {"questionnaireResponse": qr},
-    }
 
 
 def token(path: str = INTAKE, **overrides: Any) -> str:
@@ -127,7 +116,7 @@ def rows(url: str, sql: str, **params: Any) -> list[dict[str, Any]]:
 
 def measured(wire: WireCounter, pod: Pod, bodies: list[dict[str, Any]], auth: bool) -> WireCounts:
     for _ in range(3):  # warm up: the first connection, psycopg's prepared statements
-        assert post(pod, card_call(), token() if auth else None).status_code == 200
+        assert post(pod, critical_card_call(), token() if auth else None).status_code == 200
     before = wire.counts()
     for body in bodies:
         response = post(pod, body, token() if auth else None)
@@ -142,7 +131,7 @@ def test_an_authenticated_hook_call_costs_one_round_trip_and_one_commit(
     """Before: two transactions (the jti, then the invocation and its cards), 7 round
     trips and 2 commits per call."""
     pod = pods["make"]("pod-a")
-    bodies = [card_call() for _ in range(CALLS)]
+    bodies = [critical_card_call() for _ in range(CALLS)]
     spent = measured(wire, pod, bodies, auth=True)
     assert spent == WireCounts(round_trips=CALLS, commits=CALLS)
     # and all of it is there: each call's jti, invocation (with its caller) and card
@@ -166,7 +155,7 @@ def test_a_hook_call_without_a_token_costs_one_round_trip_and_one_commit(
 ) -> None:
     """Auth off: the invocation and its cards in one statement (before: 4 round trips)."""
     pod = pods["make"]("pod-a", auth=False)
-    spent = measured(wire, pod, [card_call() for _ in range(CALLS)], auth=False)
+    spent = measured(wire, pod, [critical_card_call() for _ in range(CALLS)], auth=False)
     assert spent == WireCounts(round_trips=CALLS, commits=CALLS)
 
 
@@ -175,9 +164,9 @@ def test_a_token_replayed_on_another_pod_gets_401_no_card_no_row_but_a_refusal_c
 ) -> None:
     first, second = pods["make"]("pod-a"), pods["make"]("pod-b")
     bearer = token()
-    original, replay = card_call(), card_call()
+    original, replay = critical_card_call(), critical_card_call()
     assert post(first, original, bearer).get_json()["cards"]
-    post(second, card_call(), token())  # warm up the second pod
+    post(second, critical_card_call(), token())  # warm up the second pod
     before = wire.counts()
     refused = post(second, replay, bearer)
     spent = wire.counts() - before
@@ -203,7 +192,7 @@ def test_a_token_replayed_on_another_pod_gets_401_no_card_no_row_but_a_refusal_c
     assert counted == [{"http_status": 401, "count": 1}]
     # within a pod the ledger refuses it at the gate, before any work or round trip
     before = wire.counts()
-    assert post(first, card_call(), bearer).status_code == 401
+    assert post(first, critical_card_call(), bearer).status_code == 401
     assert (wire.counts() - before).round_trips == 0
 
 
@@ -220,7 +209,7 @@ def test_the_status_recorded_is_the_status_sent(
             response.status_code = 500
         return response
 
-    body = card_call()
+    body = critical_card_call()
     sent = post(pod, body, token())
     assert sent.status_code == 500
     [row] = rows(
@@ -235,7 +224,7 @@ def test_each_call_keeps_its_own_card_rows_when_a_hook_instance_repeats(
     url: str, wire: WireCounter, pods: dict[str, Any]
 ) -> None:
     pod = pods["make"]("pod-a")
-    body = card_call()
+    body = critical_card_call()
     uuids = {post(pod, body, token()).get_json()["cards"][0]["uuid"] for _ in range(3)}
     assert len(uuids) == 1  # the same card uuid, issued three times
     found = rows(
