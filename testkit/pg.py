@@ -252,3 +252,13 @@ class DatabaseFactory:
                 conn.execute(text(statement))
         finally:
             engine.dispose()
+
+
+def scalar_int(url: str, sql: str, **params: object) -> int:
+    """One integer (a count) read from the database at ``url`` on a connection of its own."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(text(sql), params).scalar_one())
+    finally:
+        engine.dispose()

@@ -17,10 +17,9 @@ from typing import Any
 
 import pytest
 import requests
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from testkit.pg import DatabaseFactory
+from testkit.pg import DatabaseFactory, scalar_int
 from testkit.server import ROOT, ServerProcess, clean_env, free_port, serve_args, start_server
 from testkit.signing import ClientKey, claims, jwks
 from tests.integration.proxy import TcpProxy
@@ -55,15 +54,6 @@ def readiness(server: ServerProcess) -> int:
     return requests.get(server.url("/readyz"), timeout=5).status_code
 
 
-def count(url: str, sql: str, **params: Any) -> int:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return int(conn.execute(text(sql), params).scalar_one())
-    finally:
-        engine.dispose()
-
-
 def test_a_locked_invocation_table_neither_stalls_calls_nor_hides_from_readyz(
     make_database: DatabaseFactory, tmp_path: Path
 ) -> None:
@@ -86,7 +76,7 @@ def test_a_locked_invocation_table_neither_stalls_calls_nor_hides_from_readyz(
         instance = body["hookInstance"]
         sql = "SELECT count(*) FROM invocation WHERE hook_instance = :i"
         wait_until(
-            lambda: count(url, sql, i=instance) == 1, "the spooled call reached the database"
+            lambda: scalar_int(url, sql, i=instance) == 1, "the spooled call reached the database"
         )
     finally:
         server.stop()
@@ -155,10 +145,10 @@ def test_a_token_is_accepted_once_per_pod_through_an_outage_and_then_once_anywhe
             assert status(other_pod, token()) == 200
             if path == PATIENT_VIEW:  # what was sent is what the audit holds
                 by_status = "SELECT count(*) FROM invocation WHERE http_status = :s"
-                wait_until(lambda: count(url, by_status, s=200) == 3, "the 3 accepted calls")
+                wait_until(lambda: scalar_int(url, by_status, s=200) == 3, "the 3 accepted calls")
                 # the fail-closed pod's answer, spooled there until its drainer got through
-                wait_until(lambda: count(url, by_status, s=503) == 1, "the 503 recorded")
-                assert count(url, by_status, s=401) == 0  # replays are refusals, not rows
+                wait_until(lambda: scalar_int(url, by_status, s=503) == 1, "the 503 recorded")
+                assert scalar_int(url, by_status, s=401) == 0  # replays are refusals, not rows
         finally:
             for server in (pod, strict, other_pod):
                 server.stop()

@@ -14,7 +14,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from service.audit.deadletter import read_dead_letters
 from service.audit.factory import create_audit_trail
@@ -26,7 +25,7 @@ from service.audit.records import (
 )
 from service.audit.spooling import SpoolingAuditTrail
 from service.config import Settings
-from testkit.pg import DatabaseFactory
+from testkit.pg import DatabaseFactory, scalar_int
 from tests.integration import records
 from tests.integration.proxy import TcpProxy
 from tests.integration.test_timeouts import BOUND_SECONDS, bounded, table_locked
@@ -114,17 +113,8 @@ def test_fail_closed_is_a_setting() -> None:
 # -- a hook call's jti settled with its audit record (issue 15) ----------------------------
 
 
-def stored(url: str, sql: str, **params: object) -> int:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return int(conn.execute(text(sql), params).scalar_one())
-    finally:
-        engine.dispose()
-
-
 def invocations_of(url: str, record: InvocationRecord) -> int:
-    return stored(url, "SELECT count(*) FROM invocation WHERE id = :i", i=record.id)
+    return scalar_int(url, "SELECT count(*) FROM invocation WHERE id = :i", i=record.id)
 
 
 def test_a_claim_settled_with_its_record_during_an_outage_is_pending_then_reaches_postgres(
@@ -164,7 +154,7 @@ def test_a_claim_settled_with_its_record_during_an_outage_is_pending_then_reache
         assert other_pod.replay.remember_jti(ISS, "during", expires) is False
         assert invocations_of(url, during) == 1
         cards = "SELECT count(*) FROM issued_card WHERE invocation_id = :i"
-        assert stored(url, cards, i=during.id) == 2
+        assert scalar_int(url, cards, i=during.id) == 2
     finally:
         for trail in (first, second, other_pod):
             trail.close()
@@ -202,7 +192,7 @@ def test_a_replay_found_by_the_statement_records_nothing(url: str, tmp_path: Pat
         assert claim is not None and pod.record_claimed(replay, claim) is False
         assert invocations_of(url, replay) == 0
         cards = "SELECT count(*) FROM issued_card WHERE invocation_id = :i"
-        assert stored(url, cards, i=replay.id) == 0
+        assert scalar_int(url, cards, i=replay.id) == 0
     finally:
         pod.close()
         other_pod.close()
